@@ -1,0 +1,85 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+# Quick start: a tiny MDQE (ResNet-18/16 channels, C=32, 8x8 query grid,
+# T=2) trained on the embedded synthetic occlusion videos, on a CPU, then
+# evaluated with VISMetric (AP/AR + OVIS occlusion APso/APmo/APho).
+#
+#   python tools/train.py configs/quickstart/mdqe_tiny_1xb2-3k_synthetic.py
+#   python tools/test.py configs/quickstart/mdqe_tiny_1xb2-3k_synthetic.py \
+#       work_dirs/mdqe_tiny_1xb2-3k_synthetic/iter_3000.pth
+#
+# The dataset is generated under data/synthetic_vis/ on first use.
+_base_ = [
+    '../_base_/models/mdqe_tiny.py',
+    '../_base_/datasets/synthetic_vis_clip.py',
+    '../_base_/default_runtime.py'
+]
+
+num_frames = 2
+num_classes = 4  # SYNTHETIC_VIS_CLASSES: disc, square, triangle, cross
+max_iters = 3000
+
+model = dict(
+    data_preprocessor=dict(type='VideoStreamDataPreprocessor'),
+    query_selection=dict(num_classes=num_classes),
+    track_head=dict(num_classes=num_classes),
+    test_cfg=dict(
+        clip_length=num_frames, window_length=10, cls_thr=0.1,
+        max_per_frame=10))
+
+train_pipeline = [
+    dict(type='ClipFrameSample', num_frames=num_frames, frame_range=3),
+    dict(
+        type='TransformBroadcaster',
+        share_random_params=True,
+        transforms=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadTrackAnnotations', with_mask=True),
+            dict(type='RandomFlip', prob=0.5),
+        ]),
+    dict(type='FilterEmptyClip'),
+    dict(
+        type='PackTrackInputs',
+        default_meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                           'scale_factor', 'flip', 'flip_direction',
+                           'frame_id', 'video_id', 'video_length',
+                           'ori_video_length'))
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False)
+test_dataloader = val_dataloader
+
+val_evaluator = dict(
+    type='VISMetric',
+    ann_file='data/synthetic_vis/annotations/valid.json')
+test_evaluator = val_evaluator
+
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-4),
+    clip_grad=dict(max_norm=1.0, norm_type=2))
+param_scheduler = [
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_iters,
+        by_epoch=False,
+        milestones=[int(max_iters * 0.8)],
+        gamma=0.1)
+]
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=max_iters))
+log_processor = dict(window_size=20)
+env_cfg = dict(mp_cfg=dict(opencv_num_threads=1))
+randomness = dict(seed=0)

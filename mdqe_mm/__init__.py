@@ -1,0 +1,12 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""mdqe_mm: MDQE video instance segmentation as an MMDetection 3.x plugin.
+
+Importing the package applies the run-time compatibility shims of
+``mdqe_mm.compat`` and registers every component into mmdet's registries, so
+``custom_imports = dict(imports=['mdqe_mm'])`` in an mmdet config is enough.
+"""
+from . import compat  # noqa: F401  (must run before mmengine loads checkpoints)
+from . import datasets, evaluation, models  # noqa: F401
+from .version import __version__, version_info
+
+__all__ = ['__version__', 'version_info']

@@ -1,0 +1,11 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from .data_preprocessors import *  # noqa: F401,F403
+from .detectors import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+from .task_modules import *  # noqa: F401,F403
+from .trackers import *  # noqa: F401,F403
+
+__all__ = []

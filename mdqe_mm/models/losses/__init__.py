@@ -1,0 +1,17 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+from .distance_weighted_focal_loss import (DistanceWeightedFocalLoss,
+                                           select_uncertain_pixels)
+from .query_contrastive_loss import (QueryContrastiveLoss,
+                                     contrastive_candidate_area)
+from .repulsion_loss import (InterInstanceMaskRepulsionLoss,
+                             nearby_instance_matrix, nearby_instance_union,
+                             repulsion_dice_loss, weighted_bce_loss)
+from .video_query_focal_loss import VideoQueryFocalLoss
+
+__all__ = [
+    'DistanceWeightedFocalLoss', 'select_uncertain_pixels',
+    'QueryContrastiveLoss', 'contrastive_candidate_area',
+    'InterInstanceMaskRepulsionLoss', 'nearby_instance_matrix',
+    'nearby_instance_union', 'repulsion_dice_loss', 'weighted_bce_loss',
+    'VideoQueryFocalLoss'
+]

@@ -1,0 +1,283 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+import filecmp
+import json
+import math
+import os
+import os.path as osp
+import runpy
+import sys
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_utils
+import pytest
+from mmengine.registry import init_default_scope
+
+from mdqe_mm.datasets import (SYNTHETIC_VIS_CLASSES, SyntheticVISDataset,
+                              VISDataset, ensure_synthetic_vis,
+                              generate_synthetic_vis)
+from mdqe_mm.datasets.synthetic import (SyntheticObject, make_synthetic_video,
+                                        occlusion_statistics, render_video,
+                                        video_annotations)
+
+init_default_scope('mmdet')
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+OCCLUSION_VALUES = ('no_occlusion', 'slight_occlusion', 'severe_occlusion')
+
+
+def expected_label(occluded):
+    # the documented thresholds, written out independently
+    if occluded < 0.05:
+        return 'no_occlusion'
+    return 'slight_occlusion' if occluded <= 0.5 else 'severe_occlusion'
+
+
+def validate_vis_file(ann_file, img_root):
+    """Check a file against the OVIS schema; returns the loaded dict."""
+    with open(ann_file) as f:
+        data = json.load(f)
+    assert set(data) >= {'videos', 'annotations', 'categories'}
+    cats = {c['id']: c['name'] for c in data['categories']}
+    assert tuple(cats[i] for i in sorted(cats)) == SYNTHETIC_VIS_CLASSES
+    videos = {}
+    for video in data['videos']:
+        assert video['id'] not in videos
+        videos[video['id']] = video
+        assert len(video['file_names']) == video['length']
+        for name in video['file_names']:
+            img = cv2.imread(osp.join(img_root, name))
+            assert img is not None and img.shape == (video['height'],
+                                                     video['width'], 3)
+    masks_per_frame = {}
+    ann_ids = set()
+    for ann in data['annotations']:
+        assert ann['id'] not in ann_ids
+        ann_ids.add(ann['id'])
+        video = videos[ann['video_id']]
+        assert ann['category_id'] in cats and ann['iscrowd'] == 0
+        h, w, length = video['height'], video['width'], video['length']
+        for key in ('segmentations', 'bboxes', 'areas', 'occlusion'):
+            assert len(ann[key]) == length
+        assert any(s is not None for s in ann['segmentations'])
+        for t in range(length):
+            segm = ann['segmentations'][t]
+            if segm is None:
+                assert ann['bboxes'][t] is None and ann['areas'][t] is None
+                assert ann['occlusion'][t] is None
+                continue
+            assert segm['size'] == [h, w] and isinstance(segm['counts'], str)
+            mask = mask_utils.decode(segm)
+            assert mask.shape == (h, w)
+            ys, xs = np.nonzero(mask)
+            assert ann['areas'][t] == mask.sum() > 0
+            assert ann['bboxes'][t] == [
+                xs.min(),
+                ys.min(),
+                xs.max() - xs.min() + 1,
+                ys.max() - ys.min() + 1
+            ]
+            assert ann['occlusion'][t] in OCCLUSION_VALUES
+            masks_per_frame.setdefault((video['id'], t), []).append(mask)
+    # visible parts of different objects never overlap
+    for masks in masks_per_frame.values():
+        total = np.sum(masks, axis=0)
+        assert total.max() <= 1
+    return data
+
+
+def test_generated_files_follow_the_schema_and_load(synthetic_root):
+    for split in ('train', 'valid'):
+        validate_vis_file(
+            osp.join(synthetic_root, 'annotations', f'{split}.json'),
+            osp.join(synthetic_root, split, 'JPEGImages'))
+    ds = VISDataset(
+        data_root=str(synthetic_root),
+        ann_file='annotations/valid.json',
+        data_prefix=dict(img_path='valid/JPEGImages'),
+        preset='synthetic_vis',
+        pipeline=[])
+    assert len(ds) == 2 and ds.get_data_info(0)['video_length'] == 8
+
+
+def test_output_is_deterministic_for_a_seed(tmp_path):
+    kwargs = dict(
+        num_train_videos=2,
+        num_valid_videos=1,
+        num_frames=4,
+        height=40,
+        width=56)
+    generate_synthetic_vis(str(tmp_path / 'a'), seed=5, **kwargs)
+    generate_synthetic_vis(str(tmp_path / 'b'), seed=5, **kwargs)
+    generate_synthetic_vis(str(tmp_path / 'c'), seed=6, **kwargs)
+    for rel in ('annotations/train.json', 'annotations/valid.json',
+                'train/JPEGImages/vid_0001/00003.jpg'):
+        assert filecmp.cmp(
+            tmp_path / 'a' / rel, tmp_path / 'b' / rel, shallow=False)
+    assert not filecmp.cmp(
+        tmp_path / 'a' / 'annotations/train.json',
+        tmp_path / 'c' / 'annotations/train.json',
+        shallow=False)
+
+
+def circle_overlap(r, big_r, d):
+    """Area of the intersection of two discs (float64 formula)."""
+    if d >= r + big_r:
+        return 0.0
+    if d <= abs(big_r - r):
+        return math.pi * min(r, big_r)**2
+    a = r * r * math.acos((d * d + r * r - big_r * big_r) / (2 * d * r))
+    b = big_r * big_r * math.acos(
+        (d * d + big_r * big_r - r * r) / (2 * d * big_r))
+    c = 0.5 * math.sqrt(
+        (-d + r + big_r) * (d + r - big_r) * (d - r + big_r) * (d + r + big_r))
+    return a + b - c
+
+
+def test_occlusion_labels_follow_disc_geometry():
+    rear = SyntheticObject(
+        category=0,
+        size=10.0,
+        anchor=(50.0, 30.0),
+        anchor_time=0.0,
+        velocity=(0.0, 0.0),
+        depth=1.0,
+        color=(0, 0, 200))
+    front = SyntheticObject(
+        category=0,
+        size=16.0,
+        anchor=(6.0, 30.0),
+        anchor_time=0.0,
+        velocity=(4.0, 0.0),
+        depth=2.0,
+        color=(200, 0, 0))
+    num_frames = 20
+    video = render_video([rear, front], num_frames, 60, 100)
+    anns = video_annotations(video)
+    disc_area = math.pi * 10.0**2
+    checked = set()
+    for t in range(num_frames):
+        d = abs(6.0 + 4.0 * t - 50.0)
+        occluded = circle_overlap(10.0, 16.0, d) / disc_area
+        label = anns[0]['occlusion'][t]
+        if d <= 6.0 - 1.0:  # inside the front disc: fully hidden
+            assert anns[0]['segmentations'][t] is None and label is None
+            checked.add('hidden')
+            continue
+        visible = video['visible'][0, t].sum()
+        assert abs(visible / disc_area - (1 - occluded)) < 0.06
+        if d >= 10.0 + 16.0 + 1.5:  # clearly apart
+            assert label == 'no_occlusion'
+            checked.add(label)
+        elif min(abs(occluded - 0.05), abs(occluded - 0.5)) > 0.06:
+            assert label == expected_label(occluded), (t, occluded)
+            checked.add(label)
+        # the front disc is never occluded
+        assert anns[1]['occlusion'][t] in (None, 'no_occlusion')
+    assert checked == {'hidden', *OCCLUSION_VALUES}
+
+
+def test_random_video_visibility_matches_independent_compositing():
+    rng = np.random.default_rng(11)
+    num_frames, height, width = 8, 64, 96
+    for _ in range(3):
+        video = make_synthetic_video(
+            rng,
+            num_frames,
+            height,
+            width,
+            crossing_prob=0.9,
+            crossing_time_spread=0.1)
+        objects = video['objects']
+        anns = video_annotations(video)
+        for t in range(num_frames):
+            shapes = [o.shape_mask(t, height, width) for o in objects]
+            for k, obj in enumerate(objects):
+                nearer = np.zeros((height, width), bool)
+                for j, other in enumerate(objects):
+                    if other.depth > obj.depth:
+                        nearer |= shapes[j]
+                visible = shapes[k] & ~nearer
+                np.testing.assert_array_equal(video['visible'][k, t], visible)
+                if visible.sum() == 0:
+                    assert anns[k]['occlusion'][t] is None
+                else:
+                    occluded = 1 - visible.sum() / shapes[k].sum()
+                    assert anns[k]['occlusion'][t] == expected_label(occluded)
+        # frames show the objects: a visible pixel has its object's colour
+        for k, obj in enumerate(objects):
+            t = int(np.argmax(video['visible'][k].sum(axis=(1, 2))))
+            pixels = video['frames'][t][video['visible'][k, t]].astype(float)
+            mean = pixels.mean(0)
+            dominant = int(np.argmax(obj.color))
+            assert int(np.argmax(mean)) == dominant
+
+
+def test_default_set_has_occlusion_entries_and_exits(tmp_path):
+    paths = generate_synthetic_vis(str(tmp_path))
+    stats = occlusion_statistics(paths['train'])
+    assert stats['num_videos'] == 36
+    assert stats['severe_occlusion'] > 0.05
+    assert stats['slight_occlusion'] > 0.05
+    assert stats['no_occlusion'] > 0.4
+    assert stats['hidden_gap_frames'] > 0
+    with open(paths['train']) as f:
+        data = json.load(f)
+    per_video = {}
+    enters = leaves = 0
+    for ann in data['annotations']:
+        per_video[ann['video_id']] = per_video.get(ann['video_id'], 0) + 1
+        segms = ann['segmentations']
+        enters += segms[0] is None and segms[-1] is not None
+        leaves += segms[0] is not None and segms[-1] is None
+    assert min(per_video.values()) >= 1 and max(per_video.values()) <= 4
+    assert enters > 0 and leaves > 0
+    assert {a['category_id'] for a in data['annotations']} == {1, 2, 3, 4}
+    with open(paths['valid']) as f:
+        assert len(json.load(f)['videos']) == 10
+
+
+def test_ensure_synthetic_vis_generates_once(tmp_path):
+    root = str(tmp_path / 'synth')
+    kwargs = dict(
+        num_train_videos=2,
+        num_valid_videos=1,
+        num_frames=3,
+        height=32,
+        width=48)
+    assert ensure_synthetic_vis(root, **kwargs) == root
+    ann = osp.join(root, 'annotations', 'train.json')
+    stamp = os.stat(ann).st_mtime_ns
+    ensure_synthetic_vis(root, **kwargs)
+    assert os.stat(ann).st_mtime_ns == stamp
+    ds = SyntheticVISDataset(
+        data_root=str(tmp_path / 'other'),
+        generator_cfg=kwargs,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img_path='train/JPEGImages'),
+        pipeline=[])
+    assert len(ds) == 2
+    assert ds.metainfo['classes'] == SYNTHETIC_VIS_CLASSES
+
+
+def test_cli_writes_the_data_set(tmp_path, monkeypatch, capsys):
+    out = tmp_path / 'cli'
+    monkeypatch.setattr(sys, 'argv', [
+        'make_synthetic_vis.py', '--out',
+        str(out), '--num-videos', '2', '--num-valid-videos', '1',
+        '--num-frames', '3', '--height', '32', '--width', '48', '--seed', '1'
+    ])
+    runpy.run_path(
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_vis.py'),
+        run_name='__main__')
+    assert 'train' in capsys.readouterr().out
+    data = validate_vis_file(out / 'annotations' / 'train.json',
+                             out / 'train' / 'JPEGImages')
+    assert len(data['videos']) == 2 and data['videos'][0]['length'] == 3
+
+
+def test_bad_generator_arguments(tmp_path):
+    with pytest.raises(ValueError):
+        generate_synthetic_vis(str(tmp_path), num_train_videos=-1)
+    with pytest.raises(TypeError, match='unknown scene arguments'):
+        make_synthetic_video(np.random.default_rng(0), crossing=1)

@@ -123,7 +123,7 @@ else
   say "torch: installing $TORCH_SPEC ..."
   run 'torch' "$NET_HINT" pip_ install "$TORCH_SPEC"
 fi
-TORCH_TAG=$("$PY" -c 'import torch, sys; print("torch%s-py%d%d" % (torch.__version__.replace("+", "_"), *sys.version_info[:2]))')
+TORCH_TAG=$("$PY" -W ignore -c 'import torch, sys; print("torch%s-py%d%d" % (torch.__version__.replace("+", "_"), *sys.version_info[:2]))' 2>/dev/null)
 CACHE_DIR="${MDQE_WHEEL_CACHE:-$HOME/.cache/mdqe_mm/wheels}/$TORCH_TAG"
 
 # --- 3. mmcv 2.1.0 with compiled ops --------------------------------------

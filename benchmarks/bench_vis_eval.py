@@ -305,8 +305,9 @@ def main(argv=None) -> None:
     if not args.skip_mmdet:
         runs['mmdet'] = run_worker(args, 'mmdet')
 
-    header = ('evaluator', 'eval time (s)', 'peak RSS in eval (MB)',
-              'RSS after loading JSON (MB)')
+    header = ('evaluator', 'eval time (s)',
+              'peak RSS during eval, incl. loaded JSON (MB)',
+              'RSS before eval (MB)')
     rows = [header]
     for name, run in runs.items():
         rows.append((name if run['peak_is_eval_only'] else name + '*',

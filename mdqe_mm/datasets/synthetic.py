@@ -70,6 +70,8 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -577,11 +579,42 @@ def ensure_synthetic_vis(data_root: str, **kwargs) -> str:
     Returns:
         str: ``data_root``.
     """
-    ann_dir = osp.join(data_root, 'annotations')
-    if not all(
-            osp.isfile(osp.join(ann_dir, f'{split}.json'))
-            for split in ('train', 'valid')):
-        generate_synthetic_vis(data_root, **kwargs)
+    def complete() -> bool:
+        return all(
+            osp.isfile(osp.join(data_root, 'annotations', f'{split}.json'))
+            for split in ('train', 'valid'))
+
+    if complete():
+        return data_root
+    # Several processes (e.g. every rank of a distributed run) may get here
+    # at once. Each generates into a private folder and renames its parts
+    # into place, frames first and annotations last, skipping parts that
+    # already exist. Generation is deterministic for a seed, so the parts
+    # that end up in place are identical whichever process wrote them, and
+    # readers, who wait for the annotation files, never see partial frames.
+    parent = osp.dirname(osp.abspath(data_root))
+    os.makedirs(parent, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix='.synthetic_vis_tmp_', dir=parent)
+    try:
+        generate_synthetic_vis(tmp_dir, **kwargs)
+        os.makedirs(data_root, exist_ok=True)
+        parts = sorted(os.listdir(tmp_dir), key=lambda n: n == 'annotations')
+        for name in parts:
+            target = osp.join(data_root, name)
+            if osp.exists(target):
+                continue
+            try:
+                os.rename(osp.join(tmp_dir, name), target)
+            except OSError:  # another process placed it first
+                if not osp.exists(target):
+                    raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    if not complete():
+        raise RuntimeError(
+            f'synthetic data set under {data_root} is incomplete: '
+            'annotations/train.json or valid.json is missing although '
+            'generation finished; delete the folder and retry')
     return data_root
 
 

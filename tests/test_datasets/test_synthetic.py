@@ -281,3 +281,41 @@ def test_bad_generator_arguments(tmp_path):
         generate_synthetic_vis(str(tmp_path), num_train_videos=-1)
     with pytest.raises(TypeError, match='unknown scene arguments'):
         make_synthetic_video(np.random.default_rng(0), crossing=1)
+
+
+def _ensure_in_subprocess(args):
+    root, kwargs = args
+    return ensure_synthetic_vis(root, **kwargs)
+
+
+def test_ensure_synthetic_vis_is_safe_for_concurrent_ranks(tmp_path):
+    """Every rank of a distributed run may generate at once: the result is
+    complete and identical to a single-process generation."""
+    import multiprocessing as mp
+    kwargs = dict(
+        num_train_videos=3,
+        num_valid_videos=1,
+        num_frames=3,
+        height=32,
+        width=48)
+    shared = str(tmp_path / 'shared')
+    ctx = mp.get_context('fork')
+    with ctx.Pool(3) as pool:
+        assert pool.map(_ensure_in_subprocess,
+                        [(shared, kwargs)] * 3) == [shared] * 3
+    single = ensure_synthetic_vis(str(tmp_path / 'single'), **kwargs)
+
+    def tree(root):
+        out = {}
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                path = osp.join(dirpath, name)
+                with open(path, 'rb') as f:
+                    out[osp.relpath(path, root)] = f.read()
+        return out
+
+    shared_files, single_files = tree(shared), tree(single)
+    assert sorted(shared_files) == sorted(single_files)
+    assert all(shared_files[k] == single_files[k] for k in single_files)
+    # no temporary folders are left behind
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('.synthetic')]

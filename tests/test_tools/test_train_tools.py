@@ -10,10 +10,10 @@ import pytest
 import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
-                       'tiny_retinanet_coco.py')
+QUICKSTART_CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart',
+                             'mdqe_tiny_1xb2-5k_synthetic.py')
 RANK_MARKER_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
-                              'tiny_retinanet_coco_rank_marker.py')
+                              'quickstart_rank_marker.py')
 
 
 def _free_port() -> int:
@@ -22,15 +22,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _data_opts(data_root: str) -> list:
-    return [f'train_dataloader.dataset.data_root={data_root}/']
-
-
-def test_train_then_resume(tiny_coco, tmp_path, run_tool):
+def test_train_then_resume(quickstart_opts, tmp_path, run_tool):
     work_dir = str(tmp_path / 'work')
     train = osp.join('tools', 'train.py')
-    first = run_tool([train, TINY_CONFIG, '--work-dir', work_dir,
-                      '--cfg-options'] + _data_opts(tiny_coco))
+    first = run_tool([train, QUICKSTART_CONFIG, '--work-dir', work_dir,
+                      '--cfg-options'] + quickstart_opts)
     assert first.returncode == 0, first.stderr[-3000:]
     ckpt = osp.join(work_dir, 'iter_2.pth')
     assert osp.isfile(ckpt)
@@ -38,9 +34,9 @@ def test_train_then_resume(tiny_coco, tmp_path, run_tool):
     # Resuming reads the runner state pickled by mmengine (HistoryBuffer,
     # numpy arrays): this is what torch>=2.6's weights_only default breaks.
     second = run_tool([
-        train, TINY_CONFIG, '--work-dir', work_dir, '--resume', ckpt,
+        train, QUICKSTART_CONFIG, '--work-dir', work_dir, '--resume', ckpt,
         '--cfg-options'
-    ] + _data_opts(tiny_coco) + ['train_cfg.max_iters=4'])
+    ] + quickstart_opts + ['train_cfg.max_iters=4'])
     log = second.stdout + second.stderr
     assert second.returncode == 0, log[-3000:]
     assert 'resumed epoch: 0, iter: 2' in log
@@ -48,12 +44,24 @@ def test_train_then_resume(tiny_coco, tmp_path, run_tool):
 
     # --resume without a path picks the latest checkpoint of the work dir.
     third = run_tool([
-        train, TINY_CONFIG, '--work-dir', work_dir, '--resume',
+        train, QUICKSTART_CONFIG, '--work-dir', work_dir, '--resume',
         '--cfg-options'
-    ] + _data_opts(tiny_coco) + ['train_cfg.max_iters=6'])
+    ] + quickstart_opts + ['train_cfg.max_iters=6'])
     log = third.stdout + third.stderr
     assert third.returncode == 0, log[-3000:]
     assert 'resumed epoch: 0, iter: 4' in log
+
+    # tools/test.py on the checkpoint: streamed inference + VISMetric table.
+    tested = run_tool([
+        osp.join('tools', 'test.py'), QUICKSTART_CONFIG,
+        osp.join(work_dir, 'iter_6.pth'), '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options'
+    ] + quickstart_opts)
+    log = tested.stdout + tested.stderr
+    assert tested.returncode == 0, log[-3000:]
+    for key in ('vis/AP:', 'vis/AP50:', 'vis/APso:', 'vis/APmo:',
+                'vis/APho:', 'per-category AP'):
+        assert key in log, key
 
 
 def test_train_clear_errors(tmp_path, run_tool):
@@ -64,7 +72,7 @@ def test_train_clear_errors(tmp_path, run_tool):
     assert 'Traceback' not in missing.stderr
 
     bad_resume = run_tool(
-        [train, TINY_CONFIG, '--resume',
+        [train, QUICKSTART_CONFIG, '--resume',
          str(tmp_path / 'missing.pth')])
     assert bad_resume.returncode != 0
     assert 'checkpoint not found' in bad_resume.stderr
@@ -72,21 +80,21 @@ def test_train_clear_errors(tmp_path, run_tool):
 
 def test_test_tool_requires_existing_checkpoint(tmp_path, run_tool):
     test = osp.join('tools', 'test.py')
-    out = run_tool([test, TINY_CONFIG, str(tmp_path / 'x.pth')])
+    out = run_tool([test, QUICKSTART_CONFIG, str(tmp_path / 'x.pth')])
     assert out.returncode != 0
     assert 'checkpoint not found' in out.stderr
-    out = run_tool([test, TINY_CONFIG])
+    out = run_tool([test, QUICKSTART_CONFIG])
     assert out.returncode != 0
     assert 'a checkpoint is required' in out.stderr
 
 
 @pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
-def test_dist_train_two_processes_on_cpu(tiny_coco, tmp_path, run_tool):
+def test_dist_train_two_processes_on_cpu(quickstart_opts, tmp_path, run_tool):
     """2 processes (gloo on CPU) train 3 iterations and save a checkpoint."""
     work_dir = str(tmp_path / 'dist')
     out = run_tool(
         ['bash', osp.join('tools', 'dist_train.sh'), RANK_MARKER_CONFIG, '2',
-         '--work-dir', work_dir, '--cfg-options'] + _data_opts(tiny_coco) + [
+         '--work-dir', work_dir, '--cfg-options'] + quickstart_opts + [
              'train_cfg.max_iters=3',
              'default_hooks.checkpoint.interval=3'
          ],

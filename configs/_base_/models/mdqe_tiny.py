@@ -36,5 +36,9 @@ model = dict(
             num_heads=4,
             num_points=2,
             ffn_ratio=2),
+        # 32 prototypes as in the R50 model (C // 8 there). With 8, the ReLU
+        # prototypes and tanh coefficients of this from-scratch tiny model
+        # collapse to all-negative coefficients (mask logits capped at 0,
+        # every mask empty) within ~50 steps; 32 learn.
         mask_proto=dict(
-            embed_dims=mdqe_embed_dims, num_prototypes=8, out_norm_groups=8)))
+            embed_dims=mdqe_embed_dims, num_prototypes=32, out_norm_groups=8)))

@@ -225,10 +225,13 @@ def _frame_masks(video: VISVideo, segmentation_lists: List[list],
              describe_bad_counts(counts[k], height, width))
     frame_areas = np.zeros(len(flat), np.int64)
     frame_areas[where_present] = areas
-    for k, i in enumerate(where_present):
-        flat[i] = rles[k]
-    for i in np.flatnonzero(~present):
-        flat[i] = None
+    if not compressed:
+        for k, i in enumerate(where_present):
+            flat[i] = rles[k]
+    absent = np.flatnonzero(~present)
+    if any(flat[i] is not None for i in absent):
+        for i in absent:
+            flat[i] = None
     segmentations = [
         flat[n * length:(n + 1) * length] for n in range(num_tracks)
     ]

@@ -5,6 +5,7 @@ from unittest import TestCase
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmdet.structures.mask import BitmapMasks
@@ -151,7 +152,7 @@ class TestMDQE(TestCase):
                              [[8, 12], [4, 6], [2, 3], [1, 2]])
             self.assertEqual(feats['level_start_index'].tolist(),
                              [0, 96, 120, 126])
-            self.assertEqual(tuple(feats['protos'].shape), (4, 8, 16, 24))
+            self.assertEqual(tuple(feats['protos'].shape), (4, 32, 16, 24))
             # padding: frames 2, 3 are 56x80 in 64x96, i.e. 7x10 of 8x12
             # tokens of level 0 are valid
             pad = feats['padding_mask']
@@ -185,7 +186,7 @@ class TestMDQE(TestCase):
                 dict(
                     cls_logits=(3, 2, 64, 3),
                     boxes=(3, 2, 64, 2, 4),
-                    mask_coeffs=(3, 2, 64, 8),
+                    mask_coeffs=(3, 2, 64, 32),
                     clip_queries=(3, 2, 64, 32)))
         with self.assertRaisesRegex(ValueError, 'multiple of 32'):
             model.extract_frame_feats(frames[..., :60, :])
@@ -262,8 +263,52 @@ class TestMDQE(TestCase):
                     a[key], b[key], atol=1e-4, rtol=1e-4)
         with self.assertRaisesRegex(IndexError, 'hold 5 frames'):
             model.decode_clips(feats, [[3, 5]])
-        with self.assertRaises(NotImplementedError):
+        with self.assertRaisesRegex(ValueError, '1 videos but 0 data'):
             model.predict(video[None], [])
+
+    def test_predict_streams_a_video(self):
+        """predict() on a 5-frame video with T'=2 clips and a 3-frame
+        window: every frame gets RLE masks of the original size."""
+        torch.manual_seed(0)
+        model = build_model(
+            'mdqe_tiny.py', **{
+                'model.data_preprocessor.type': 'VideoStreamDataPreprocessor',
+                'model.test_cfg.window_length': 3,
+                'model.test_cfg.cls_thr': 0.0
+            })
+        model.eval()
+        num_frames, height, width = 5, 60, 90  # padded to 64 x 96 inside
+        video = torch.randint(0, 255, (num_frames, 3, height, width),
+                              dtype=torch.uint8)
+        frames = [
+            DetDataSample(
+                metainfo=dict(
+                    img_shape=(height, width),
+                    ori_shape=(height * 2, width * 2),
+                    frame_id=t,
+                    video_id=7,
+                    video_length=num_frames)) for t in range(num_frames)
+        ]
+        sample = TrackDataSample()
+        sample.video_data_samples = frames
+        data = model.data_preprocessor(
+            dict(inputs=[video], data_samples=[sample]), False)
+        self.assertEqual(data['inputs'][0].dtype, torch.uint8)
+        results = model.predict(data['inputs'], data['data_samples'])
+        self.assertEqual(len(results), 1)
+        self.assertEqual(len(results[0]), num_frames)
+        num_out = None
+        for t in range(num_frames):
+            pred = results[0][t].pred_track_instances
+            num_out = len(pred) if num_out is None else num_out
+            # one output per (track, class) pair, the same pairs per frame
+            self.assertEqual(len(pred), num_out)
+            self.assertEqual(len(pred.masks), num_out)
+            for rle in pred.masks:
+                self.assertEqual(list(rle['size']), [height * 2, width * 2])
+        self.assertGreater(num_out, 0)
+        stats = model._inferencer.last_stats
+        self.assertEqual(stats['num_extracted_frames'], num_frames)
 
     def test_overfit_one_clip(self):
         """The total loss of one hand-made clip falls below half in 40
@@ -285,3 +330,21 @@ class TestMDQE(TestCase):
             history.append(float(total))
         print(f'\noverfit: total loss {history[0]:.2f} -> {history[-1]:.2f}')
         self.assertLess(min(history[-5:]), 0.5 * history[0])
+
+        # The masks themselves must be learnt, not just the loss lowered: a
+        # collapsed mask branch (all-negative coefficients times ReLU
+        # prototypes) lowers the loss too while every mask stays empty.
+        model.eval()
+        with torch.no_grad():
+            feats = model.extract_frame_feats(frames, [(64, 96)] * 2)
+            clip = model.decode_clips(feats, [[0, 1]])[0]
+        pred = F.interpolate(
+            clip['mask_logits'], scale_factor=4, mode='bilinear') > 0
+        gt = torch.stack([
+            torch.from_numpy(s.gt_instances.masks.masks) for s in sample
+        ]).transpose(0, 1).bool()  # (G, T, H, W)
+        inter = (pred[:, None] & gt[None]).flatten(2).sum(-1).double()
+        union = (pred[:, None] | gt[None]).flatten(2).sum(-1).double()
+        best_iou = (inter / union.clamp(min=1)).max(0).values
+        print(f'overfit: best clip-mask IoU per object {best_iou.tolist()}')
+        self.assertTrue(bool((best_iou > 0.5).all()), best_iou.tolist())

@@ -3,9 +3,9 @@
 # T=2) trained on the embedded synthetic occlusion videos, on a CPU, then
 # evaluated with VISMetric (AP/AR + OVIS occlusion APso/APmo/APho).
 #
-#   python tools/train.py configs/quickstart/mdqe_tiny_1xb2-3k_synthetic.py
-#   python tools/test.py configs/quickstart/mdqe_tiny_1xb2-3k_synthetic.py \
-#       work_dirs/mdqe_tiny_1xb2-3k_synthetic/iter_3000.pth
+#   python tools/train.py configs/quickstart/mdqe_tiny_1xb2-5k_synthetic.py
+#   python tools/test.py configs/quickstart/mdqe_tiny_1xb2-5k_synthetic.py \
+#       work_dirs/mdqe_tiny_1xb2-5k_synthetic/iter_5000.pth
 #
 # The dataset is generated under data/synthetic_vis/ on first use.
 _base_ = [
@@ -16,7 +16,7 @@ _base_ = [
 
 num_frames = 2
 num_classes = 4  # SYNTHETIC_VIS_CLASSES: disc, square, triangle, cross
-max_iters = 3000
+max_iters = 5000
 
 model = dict(
     data_preprocessor=dict(type='VideoStreamDataPreprocessor'),

@@ -159,11 +159,9 @@ class StandInMDQE:
 
     def decode_clips(self, feats, clip_frame_inds):
         import torch
-        h4, w4 = self.pad_h // 4, self.pad_w // 4
         outs = []
         for inds in clip_frame_inds:
             frames = feats['frame_index'][inds].tolist()
-            num_t = len(frames)
             # the real decoder's output: every query has a mask
             protos = feats['protos'][inds]  # (T', P, h4, w4)
             coeffs = torch.randn(self.num_queries, self.num_protos) * 0.1
@@ -187,11 +185,11 @@ class StandInMDQE:
 
 def build_real_model(args):
     import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint
 
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
     import mdqe_mm  # noqa: F401
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(args.config)
@@ -228,6 +226,7 @@ def child(args) -> None:
     import torch
     torch.set_num_threads(args.threads)
     from mmdet.registry import MODELS
+
     import mdqe_mm  # noqa: F401
     from mdqe_mm.models.trackers import NearOnlineInferencer
 

@@ -5,7 +5,8 @@ Importing the package applies the run-time compatibility shims of
 ``mdqe_mm.compat`` and registers every component into mmdet's registries, so
 ``custom_imports = dict(imports=['mdqe_mm'])`` in an mmdet config is enough.
 """
-from . import compat  # noqa: F401  (must run before mmengine loads checkpoints)
+# compat first: its shims must be in place before mmengine loads checkpoints
+from . import compat  # noqa: F401
 from . import datasets, evaluation, models  # noqa: F401
 from .version import __version__, version_info
 

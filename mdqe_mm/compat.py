@@ -1,5 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-"""Run-time shims that let mmengine 0.10.7 / mmdet 3.3.0 run on new torch/numpy.
+"""Run-time shims that let mmengine 0.10.7 / mmdet 3.3.0 run on new torch.
 
 Every shim here is idempotent, patches nothing on disk, and names the upstream
 problem it works around. They are applied once, when ``mdqe_mm`` is imported.
@@ -17,10 +17,11 @@ _APPLIED = False
 def torch_load_trusted(*args, **kwargs):
     """``torch.load`` that defaults to ``weights_only=False``.
 
-    torch>=2.6 defaults ``torch.load`` to ``weights_only=True``. mmengine 0.10.7
-    (``runner/checkpoint.py``) calls ``torch.load`` without the argument, so it
-    cannot read back its own checkpoints, which pickle a ``HistoryBuffer`` and
-    numpy arrays in ``message_hub`` (open-mmlab/mmengine#1655; fixed on
+    torch>=2.6 defaults ``torch.load`` to ``weights_only=True``. mmengine
+    0.10.7 (``runner/checkpoint.py``) calls ``torch.load`` without the
+    argument, so it cannot read back its own checkpoints, which pickle a
+    ``HistoryBuffer`` and numpy arrays in ``message_hub``
+    (open-mmlab/mmengine#1655; fixed on
     mmengine main by #1670 but not released). Checkpoints loaded through the
     runner are the user's own or ones they chose, i.e. trusted files.
     """

@@ -11,12 +11,12 @@ import os
 import os.path as osp
 import sys
 
-import mdqe_mm  # noqa: F401  (compat shims + registration)
+from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmdet.utils import setup_cache_size_limit_of_dynamo
+import mdqe_mm  # noqa: F401  (compat shims + registration)
 from mdqe_mm.compat import adapt_cfg_for_cpu_distributed
 
 

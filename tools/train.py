@@ -12,15 +12,15 @@ import os
 import os.path as osp
 import sys
 
-# Importing mdqe_mm first applies its compatibility shims (torch>=2.6 resume)
-# and registers its components even if a config forgets custom_imports.
-import mdqe_mm  # noqa: F401
+from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmdet.utils import setup_cache_size_limit_of_dynamo
+# Importing mdqe_mm applies its compatibility shims (torch>=2.6 resume)
+# and registers its components even if a config forgets custom_imports.
+import mdqe_mm  # noqa: F401
 from mdqe_mm.compat import adapt_cfg_for_cpu_distributed
 
 

@@ -78,6 +78,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
+
 from .vis_classes import SYNTHETIC_VIS_CLASSES
 
 __all__ = [
@@ -558,8 +559,8 @@ def generate_synthetic_vis(out_dir: str,
         scene=dict(_DEFAULT_SCENE, **scene_kwargs),
         occlusion_thresholds=list(OCCLUSION_THRESHOLDS))
     paths = dict()
-    for split_index, (split, count) in enumerate(
-        (('train', num_train_videos), ('valid', num_valid_videos))):
+    splits = (('train', num_train_videos), ('valid', num_valid_videos))
+    for split_index, (split, count) in enumerate(splits):
         rng = np.random.default_rng([seed, split_index])
         paths[split] = _write_split(out_dir, split, count, num_frames, height,
                                     width, rng, info, scene_kwargs)

@@ -2,6 +2,7 @@
 from typing import Optional
 
 from mmdet.registry import DATASETS
+
 from .synthetic import ensure_synthetic_vis
 from .vis_dataset import VISDataset
 

@@ -9,6 +9,7 @@ from mmdet.datasets import BaseVideoDataset
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path, load
 from mmengine.logging import print_log
+
 from .vis_classes import VIS_CLASS_PRESETS
 
 __all__ = ['VISDataset']

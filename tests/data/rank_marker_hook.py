@@ -3,10 +3,9 @@
 import os
 import os.path as osp
 
+from mmdet.registry import HOOKS
 from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
-
-from mmdet.registry import HOOKS
 
 
 @HOOKS.register_module()

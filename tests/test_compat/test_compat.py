@@ -13,7 +13,9 @@ def test_mmengine_loads_its_own_pickled_state(tmp_path):
     from mmengine.runner.checkpoint import _load_checkpoint
     state = dict(
         meta=dict(iter=2),
-        message_hub=dict(log_scalars={'loss': HistoryBuffer(np.array([1.0, 2.0]), np.array([1, 1]))}),
+        message_hub=dict(log_scalars={
+            'loss': HistoryBuffer(np.array([1.0, 2.0]), np.array([1, 1]))
+        }),
         extra=np.arange(3))
     path = str(tmp_path / 'ckpt.pth')
     torch.save(state, path)

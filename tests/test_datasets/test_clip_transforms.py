@@ -93,7 +93,7 @@ def test_clip_shares_random_parameters(synthetic_root):
     ]
     ds = synthetic_dataset(synthetic_root, clip_pipeline(transforms))
     np.random.seed(0)
-    shapes, flips, drifting = set(), set(), 0
+    shapes, flips = set(), set()
     for i in range(24):
         out = ds[i % len(ds)]
         assert len(set(out['img_shape'])) == 1

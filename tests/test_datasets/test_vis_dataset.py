@@ -8,8 +8,7 @@ import pycocotools.mask as mask_utils
 import pytest
 from mmengine.registry import init_default_scope
 
-from mdqe_mm.datasets import (OVIS_CLASSES, YOUTUBE_VIS_2019_CLASSES,
-                              VISDataset)
+from mdqe_mm.datasets import OVIS_CLASSES, YOUTUBE_VIS_2019_CLASSES, VISDataset
 
 init_default_scope('mmdet')
 

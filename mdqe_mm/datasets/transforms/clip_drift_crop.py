@@ -6,6 +6,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
+
 from .instance_utils import boxes_from_masks, select_instances
 
 CROP_TYPES = ('absolute', 'absolute_range', 'relative', 'relative_range')

@@ -8,6 +8,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
+
 from .clip_drift_crop import check_shared_randomness, clip_position
 from .instance_utils import boxes_from_masks, select_instances
 

@@ -7,6 +7,7 @@ from mmcv.transforms import BaseTransform
 from mmdet.datasets import CocoDataset
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import BaseBoxes
+
 from ..vis_classes import COCO_TO_VIS_PRESETS, VIS_CLASS_PRESETS
 from .instance_utils import select_instances
 

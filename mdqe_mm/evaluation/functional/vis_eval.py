@@ -427,7 +427,6 @@ class VISEval:
             categories=list(self.ground_truth.categories))
 
 
-
 def _sparse_track_ious(dts: VISTracks, det_rows: np.ndarray,
                        gts: VISTracks, gt_cols: np.ndarray,
                        min_thr: float) -> Optional[np.ndarray]:
@@ -490,6 +489,7 @@ def _intersections(dts: VISTracks, det_rows: np.ndarray, gts: VISTracks,
         inter[np.ix_(det_at, gt_at)] += np.rint(
             overlap * det_areas[det_at, t][:, None]).astype(np.int64)
     return inter
+
 
 def _mean_defined(values: np.ndarray) -> float:
     defined = values[values > -1]

@@ -3,10 +3,9 @@ import math
 from typing import Dict, Sequence, Tuple
 
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.models.data_preprocessors import TrackDataPreprocessor
 from mmdet.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()

@@ -3,9 +3,8 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 __all__ = ['DistanceWeightedFocalLoss', 'select_uncertain_pixels']
 

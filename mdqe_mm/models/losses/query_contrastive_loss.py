@@ -6,9 +6,8 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 __all__ = ['QueryContrastiveLoss', 'contrastive_candidate_area']
 

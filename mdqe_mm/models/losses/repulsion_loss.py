@@ -13,10 +13,9 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
+from torch import Tensor
 
 __all__ = [
     'InterInstanceMaskRepulsionLoss', 'nearby_instance_matrix',

@@ -4,10 +4,9 @@ from typing import Optional
 
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 from mmdet.registry import MODELS
+from torch import Tensor
 
 __all__ = ['VideoQueryFocalLoss']
 

@@ -3,11 +3,10 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmdet.registry import MODELS
 from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
-
-from mmdet.registry import MODELS
 
 
 def bi_softmax_similarity(track_embeds: Tensor, det_embeds: Tensor) -> Tensor:

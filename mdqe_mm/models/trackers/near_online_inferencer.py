@@ -1,13 +1,13 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from typing import (Callable, Dict, List, Optional, Sequence, Tuple, Union)
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.structures import InstanceData
-from torch import Tensor
-
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmdet.utils import OptConfigType
+from mmengine.structures import InstanceData
+from torch import Tensor
+
 from .clip_postprocess import postprocess_clip
 from .clip_tracker import ClipTracker
 from .video_aggregator import VideoResultAggregator, rle_boxes

@@ -5,9 +5,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.models.utils import aligned_bilinear
+from torch import Tensor
 
 
 class VideoResultAggregator:

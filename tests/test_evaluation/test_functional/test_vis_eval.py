@@ -64,8 +64,11 @@ def _result(video_id, category_id, score, segs):
 def test_perfect_prediction_scores_one(vis_builders):
     box, ann = vis_builders['box_rle'], vis_builders['make_annotation']
     g1 = [box(10, 10, 50, 40, 400, 500), None, box(12, 10, 50, 40, 400, 500)]
-    g2 = [None, box(200, 100, 150, 150, 400, 500), box(200, 90, 150, 150,
-                                                        400, 500)]
+    g2 = [
+        None,
+        box(200, 100, 150, 150, 400, 500),
+        box(200, 90, 150, 150, 400, 500)
+    ]
     g3 = [box(0, 0, 30, 30, 400, 500), box(1, 1, 30, 30, 400, 500)]
     gt = _gt([_video(1, 3), _video(2, 2)],
              [ann(1, 1, 1, g1), ann(2, 1, 2, g2), ann(3, 2, 1, g3)])
@@ -245,8 +248,7 @@ def test_matches_mmdet_ytviseval(vis_builders, monkeypatch, seed):
         result.recall[:, :, :4], reference.eval['recall'], atol=1e-9)
 
 
-def test_matches_mmdet_when_truncating_to_max_dets(vis_builders,
-                                                    monkeypatch):
+def test_matches_mmdet_when_truncating_to_max_dets(vis_builders, monkeypatch):
     box, ann = vis_builders['box_rle'], vis_builders['make_annotation']
     rng = np.random.default_rng(0)
     gts = [[box(10 * i, 5, 9, 9 + i % 3, 60, 80) for _ in range(2)]

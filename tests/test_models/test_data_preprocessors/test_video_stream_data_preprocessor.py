@@ -4,12 +4,11 @@ import copy
 import numpy as np
 import pytest
 import torch
-from mmengine.structures import InstanceData
-
 from mmdet.models.data_preprocessors import TrackDataPreprocessor
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import InstanceData
 
 from mdqe_mm.models.data_preprocessors import VideoStreamDataPreprocessor
 

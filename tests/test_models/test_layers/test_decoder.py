@@ -6,8 +6,8 @@ import torch
 from mmdet.registry import MODELS
 
 import mdqe_mm  # noqa: F401  (registers the modules)
-from mdqe_mm.models.layers import (GELUMLP, MDQETwoStreamDecoder,
-                                   circumscribed_clip_box, get_tca_frame_inds)
+from mdqe_mm.models.layers import (GELUMLP, circumscribed_clip_box,
+                                   get_tca_frame_inds)
 
 C, HEADS, POINTS = 32, 2, 2
 SPATIAL_SHAPES = torch.tensor([[4, 6], [2, 3], [1, 2], [1, 1]])

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from mmdet.registry import MODELS
 
 from mdqe_mm.models.losses import (QueryContrastiveLoss,

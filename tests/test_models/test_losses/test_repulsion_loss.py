@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-
 from mmdet.registry import MODELS
 
 from mdqe_mm.models.losses import (InterInstanceMaskRepulsionLoss,

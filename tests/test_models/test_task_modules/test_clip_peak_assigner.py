@@ -1,7 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 import pytest
 import torch
-
 from mmdet.registry import TASK_UTILS
 
 from mdqe_mm.models.task_modules import ClipPeakAssigner

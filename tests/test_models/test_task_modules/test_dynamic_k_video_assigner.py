@@ -3,9 +3,8 @@ import math
 
 import pytest
 import torch
-from mmengine.structures import InstanceData
-
 from mmdet.registry import TASK_UTILS
+from mmengine.structures import InstanceData
 
 from mdqe_mm.models.task_modules import (DynamicKVideoAssigner,
                                          dynamic_k_matching, in_box_prior,

@@ -4,9 +4,8 @@ import math
 
 import pytest
 import torch
-from mmengine.structures import InstanceData
-
 from mmdet.registry import MODELS
+from mmengine.structures import InstanceData
 
 from mdqe_mm.models.trackers import ClipTracker, bi_softmax_similarity
 

@@ -6,7 +6,6 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 import torch
-
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 

@@ -4,10 +4,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.registry import TASK_UTILS
 from mmdet.structures.bbox import bbox_xyxy_to_cxcywh
+from torch import Tensor
 
 __all__ = ['ClipPeakAssigner']
 

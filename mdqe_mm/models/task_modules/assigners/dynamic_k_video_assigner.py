@@ -3,15 +3,14 @@
 from typing import Optional, Tuple
 
 import torch
-from mmengine.structures import InstanceData
-from scipy.optimize import linear_sum_assignment
-from torch import Tensor
-
 from mmdet.models.task_modules.assigners import (AssignResult, BaseAssigner,
                                                  CrossEntropyLossCost,
                                                  DiceCost)
 from mmdet.registry import TASK_UTILS
 from mmdet.structures.bbox import bbox_overlaps, bbox_xyxy_to_cxcywh
+from mmengine.structures import InstanceData
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
 
 __all__ = [
     'DynamicKVideoAssigner', 'video_giou_matrix', 'in_box_prior',

@@ -102,6 +102,12 @@ class VISDataset(BaseVideoDataset):
             list[dict]: The per-video data list described in the class
             docstring.
         """
+        if self.backend_args is None and not osp.isfile(self.ann_file):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: annotation file {self.ann_file} '
+                'not found. Point data_root/ann_file at the official '
+                'YouTube-VIS/OVIS JSON; the train_sub/valid_sub files are '
+                'made by tools/dataset_converters/split_vis_train.py.')
         with get_local_path(
                 self.ann_file, backend_args=self.backend_args) as local_path:
             raw = load(local_path, file_format='json')

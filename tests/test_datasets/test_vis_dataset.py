@@ -170,6 +170,11 @@ def write_variant(root, name, edit):
     return name
 
 
+def test_error_missing_annotation_file_says_what_to_do(tiny_vis_root):
+    with pytest.raises(FileNotFoundError, match='split_vis_train.py'):
+        build(tiny_vis_root, 'no_such_file.json', preset='ovis')
+
+
 def test_error_missing_image_file(tiny_vis_root):
     os.remove(tiny_vis_root / 'frames' / 'vid_a' / '00005.jpg')
     with pytest.raises(FileNotFoundError, match=r'video 1.*vid_a/00005.jpg'):

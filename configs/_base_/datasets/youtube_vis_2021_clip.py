@@ -131,3 +131,12 @@ test_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
+
+# Local numbers on valid_sub; the official valid split has no ground truth,
+# so testing writes results.json + a CodaLab zip (format_only) instead.
+val_evaluator = dict(type='VISMetric', ann_file=data_root + val_ann_file)
+test_evaluator = dict(
+    type='VISMetric',
+    ann_file=data_root + test_ann_file,
+    format_only=True,
+    outfile_prefix='./work_dirs/youtube_vis_2021_results/results')

@@ -52,6 +52,19 @@ class TestMDQEConfigs(TestCase):
                 cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult,
                 0.1)
             self.assertEqual(cfg.train_cfg.max_iters, 12000)
+            # mmengine refuses to start unless each of these triples is
+            # complete; test evaluation on the official (hidden) split can
+            # only write the CodaLab submission
+            for split in ('val', 'test'):
+                for key in (f'{split}_dataloader', f'{split}_cfg',
+                            f'{split}_evaluator'):
+                    self.assertIsNotNone(cfg.get(key), f'{name}: {key}')
+                self.assertEqual(cfg[f'{split}_evaluator'].type, 'VISMetric')
+                self.assertEqual(
+                    cfg[f'{split}_evaluator'].ann_file,
+                    cfg[f'{split}_dataloader'].dataset.data_root +
+                    cfg[f'{split}_dataloader'].dataset.ann_file, name)
+            self.assertTrue(cfg.test_evaluator.format_only, name)
             self.assertEqual(cfg.param_scheduler[0].milestones, [10000])
             self.assertEqual(cfg.train_dataloader.batch_size, batch, name)
             self.assertEqual(cfg.model.backbone.init_cfg.checkpoint,

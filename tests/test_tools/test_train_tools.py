@@ -11,7 +11,7 @@ import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART_CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart',
-                             'mdqe_tiny_1xb2-5k_synthetic.py')
+                             'mdqe_tiny_1xb2-4k_synthetic.py')
 RANK_MARKER_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
                               'quickstart_rank_marker.py')
 

@@ -7,10 +7,6 @@ import sys
 import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-QUICKSTART_CONFIG = osp.join(REPO_ROOT, 'configs', 'quickstart',
-                             'mdqe_tiny_1xb2-4k_synthetic.py')
-RANK_MARKER_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
-                              'quickstart_rank_marker.py')
 # A small synthetic set, generated once per test module.
 TINY_SYNTHETIC = dict(
     num_train_videos=4, num_valid_videos=2, num_frames=4, height=64, width=96)

@@ -62,6 +62,9 @@ def make_clip(num_frames=2, height=64, width=96, img_hw=None, video_id=0):
     return torch.stack(frames), TrackDataSample(video_data_samples=samples)
 
 
+RESNET50_BN_AFFINE = 53120
+
+
 def reference_param_count(num_classes,
                           embed_dims=256,
                           num_heads=8,
@@ -72,7 +75,15 @@ def reference_param_count(num_classes,
                           enc_layers=6,
                           dec_layers=6,
                           embed_channels=64):
-    """Parameters of the reference R50 MDQE, counted from its modules."""
+    """Parameters of the released reference R50 MDQE, module by module.
+
+    Written from the reference source (MinghanLi/MDQE_CVPR2023 @ 1945894:
+    ``mdqe/mdqe.py``, ``models/mdqe.py``, ``transformer_enc.py``,
+    ``transformer_dec.py``, ``segmentation.py``, ``ms_deform_attn.py``).
+    Detectron2's ResNet uses ``FrozenBatchNorm2d``, whose affine terms are
+    buffers, so the backbone contributes its convolutions only; this is what
+    the reference's ``tools/analyze_model.py --tasks parameter`` counts.
+    """
     c = embed_dims
     linear = lambda i, o: i * o + o  # noqa: E731
     norm = 2 * c
@@ -84,8 +95,9 @@ def reference_param_count(num_classes,
         samples = num_heads * kernel_levels * num_points
         return 2 * linear(c, c) + linear(c, samples) + linear(c, 2 * samples)
 
-    # torchvision resnet50 has 25,557,032 parameters, 2,049,000 in its fc
-    backbone = 25557032 - 2049000
+    # torchvision resnet50 has 25,557,032 parameters: 2,049,000 in its fc
+    # and 53,120 in its BatchNorm affines
+    backbone = 25557032 - 2049000 - RESNET50_BN_AFFINE
     input_proj = sum(cin * c + c + norm for cin in (512, 1024, 2048))
     input_proj += 2048 * c * 9 + c + norm
     level_embed = num_levels * c
@@ -124,8 +136,15 @@ class TestMDQE(TestCase):
                 'model.track_head.num_classes': 25
             })
         count = sum(p.numel() for p in model.parameters())
-        print(f'\nMDQE R50 (OVIS, 25 classes): {count / 1e6:.3f}M params')
-        self.assertEqual(count, reference_param_count(25))
+        trainable = sum(p.numel() for p in model.parameters()
+                        if p.requires_grad)
+        print(f'\nMDQE R50 (OVIS, 25 classes): {count / 1e6:.3f}M params, '
+              f'{trainable / 1e6:.3f}M trainable')
+        # the reference keeps frozen BN affines as buffers; mmdet keeps them
+        # as parameters with requires_grad=False
+        self.assertEqual(trainable, reference_param_count(25))
+        self.assertEqual(count, trainable + RESNET50_BN_AFFINE)
+        self.assertEqual(trainable, 48574396)
         # FrozenBN: BN statistics and affine parameters do not train
         self.assertFalse(model.backbone.bn1.weight.requires_grad)
         self.assertTrue(model.backbone.layer1[0].conv1.weight.requires_grad)
@@ -278,8 +297,8 @@ class TestMDQE(TestCase):
             })
         model.eval()
         num_frames, height, width = 5, 60, 90  # padded to 64 x 96 inside
-        video = torch.randint(0, 255, (num_frames, 3, height, width),
-                              dtype=torch.uint8)
+        video = torch.randint(
+            0, 255, (num_frames, 3, height, width), dtype=torch.uint8)
         frames = [
             DetDataSample(
                 metainfo=dict(

@@ -93,7 +93,9 @@ model = dict(
             type='VideoQueryFocalLoss', alpha=0.25, gamma=2.0,
             loss_weight=2.0),
         loss_bbox=dict(type='L1Loss', loss_weight=2.0),
-        loss_iou=dict(type='GIoULoss', loss_weight=2.0),
+        # reference GIoU: a disjoint pair costs 1 with no gradient (mmdet's
+        # GIoULoss charges up to 2 and pulls it)
+        loss_iou=dict(type='OverlapGIoULoss', loss_weight=2.0),
         loss_mask=dict(
             type='InterInstanceMaskRepulsionLoss',
             loss_weight_bce=4.0,

@@ -196,17 +196,24 @@ class MDQE(BaseMOTModel):
                 f'{self.size_divisor} (TrackDataPreprocessor('
                 f'pad_size_divisor={self.size_divisor}))')
         img_mask = self._padding_mask(frames, img_shapes)
-        mlvl_feats = self.neck(self.backbone(frames))
+        backbone_feats = self.backbone(frames)
+        mlvl_feats = self.neck(backbone_feats)
         if len(mlvl_feats) != self.num_levels:
             raise ValueError(f'neck gave {len(mlvl_feats)} levels, expected '
                              f'{self.num_levels}')
-        tokens, positions, masks, shapes = [], [], [], []
+        tokens, positions, masks, masks_2d, shapes = [], [], [], [], []
         for level, feat in enumerate(mlvl_feats):
             if feat.shape[1] != self.embed_dims:
                 raise ValueError(f'neck level {level} has {feat.shape[1]} '
                                  f'channels, the encoder {self.embed_dims}')
+            # backbone levels: the image mask at that size; extra levels
+            # (strided convs of the last map): the previous level's mask,
+            # as in the reference (it differs for odd H/32 with padding)
+            source_mask = img_mask if level < len(backbone_feats) \
+                else masks_2d[-1]
             level_mask = F.interpolate(
-                img_mask[None].float(), size=feat.shape[-2:])[0].bool()
+                source_mask[None].float(), size=feat.shape[-2:])[0].bool()
+            masks_2d.append(level_mask)
             pos = self.positional_encoding(level_mask)
             tokens.append(feat.flatten(2).transpose(1, 2))
             positions.append(

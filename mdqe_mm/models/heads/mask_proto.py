@@ -119,6 +119,17 @@ class MDQEMaskPrototypeNet(BaseModule):
             pw_norm_cfg=dict(type='GN', num_groups=out_groups),
             pw_act_cfg=dict(type='ReLU'))
 
+    def init_weights(self) -> None:
+        """Default init, then zero biases on the lateral adapters.
+
+        The reference zeroes every Conv2d bias of its mask head; the
+        ConvModules already start with zero biases, the plain adapters would
+        keep PyTorch's uniform default.
+        """
+        super().init_weights()
+        for adapter in (self.adapter1, self.adapter2):
+            nn.init.zeros_(adapter.bias)
+
     def forward(self, mlvl_feats: Sequence[Tensor]) -> Tensor:
         """Compute the prototypes of every frame independently.
 

@@ -54,7 +54,8 @@ class MDQEHead(BaseModule):
             (``VideoQueryFocalLoss``, weight 2).
         loss_bbox (dict): L1 box loss on the valid frames of matched pairs,
             normalised by ``T * num_matched`` (weight 2).
-        loss_iou (dict): GIoU loss, same normalisation (weight 2).
+        loss_iou (dict): GIoU loss, same normalisation (weight 2); the
+            reference's ``OverlapGIoULoss`` (0 GIoU for disjoint pairs).
         loss_mask (dict): ``InterInstanceMaskRepulsionLoss`` (weights 4/4).
         train_cfg (dict, optional): ``dict(assigner=...)``, defaults to a
             ``DynamicKVideoAssigner`` with its defaults.
@@ -74,7 +75,8 @@ class MDQEHead(BaseModule):
                      gamma=2.0,
                      loss_weight=2.0),
                  loss_bbox: ConfigType = dict(type='L1Loss', loss_weight=2.0),
-                 loss_iou: ConfigType = dict(type='GIoULoss', loss_weight=2.0),
+                 loss_iou: ConfigType = dict(
+                     type='OverlapGIoULoss', loss_weight=2.0),
                  loss_mask: ConfigType = dict(
                      type='InterInstanceMaskRepulsionLoss',
                      loss_weight_bce=4.0,

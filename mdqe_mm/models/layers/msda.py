@@ -122,7 +122,7 @@ def deformable_attn_core(value: Tensor,
     """
     if value.is_cuda:
         return MultiScaleDeformableAttnFunction.apply(
-            value, spatial_shapes, level_start_index,
+            value.contiguous(), spatial_shapes, level_start_index,
             sampling_locations.contiguous(), attention_weights.contiguous(),
             im2col_step)
     return multi_scale_deformable_attn_pytorch(value, spatial_shapes,
@@ -339,15 +339,20 @@ class MDQEMSDeformAttn(BaseModule):
                 f'level_start_index ({self.num_levels},), got '
                 f'{tuple(spatial_shapes.shape)} and '
                 f'{tuple(level_start_index.shape)}')
-        num_tokens = int(spatial_shapes.prod(-1).sum())
-        if num_tokens != value.shape[-2]:
-            raise ValueError(f'spatial_shapes give {num_tokens} tokens but '
-                             f'value has {value.shape[-2]}')
         if value_padding_mask is not None \
                 and value_padding_mask.shape != value.shape[:-1]:
             raise ValueError(f'value_padding_mask must have shape '
                              f'{tuple(value.shape[:-1])}, got '
                              f'{tuple(value_padding_mask.shape)}')
+        if spatial_shapes.is_cuda:
+            # counting tokens would need a device-to-host copy, i.e. a
+            # synchronisation on every attention call; mmcv's kernel is
+            # given the same tensors, so this check runs on CPU only
+            return
+        num_tokens = int(spatial_shapes.prod(-1).sum())
+        if num_tokens != value.shape[-2]:
+            raise ValueError(f'spatial_shapes give {num_tokens} tokens but '
+                             f'value has {value.shape[-2]}')
 
     def forward(self,
                 query: Tensor,
@@ -386,7 +391,8 @@ class MDQEMSDeformAttn(BaseModule):
             locations = self.get_sampling_locations(query, reference)
             weights = self.get_attention_weights(query)
             if self.mode == 'temporal':
-                output = self._temporal_attn(value, spatial_shapes, locations,
+                output = self._temporal_attn(value, spatial_shapes,
+                                             level_start_index, locations,
                                              weights)
             else:
                 output = deformable_attn_core(value, spatial_shapes,
@@ -395,33 +401,41 @@ class MDQEMSDeformAttn(BaseModule):
             return self.output_proj(output)
 
     def _temporal_attn(self, value: Tensor, spatial_shapes: Tensor,
-                       locations: Tensor, weights: Tensor) -> Tensor:
+                       level_start_index: Tensor, locations: Tensor,
+                       weights: Tensor) -> Tensor:
         """Per feature level, attend over the T frames; average levels.
+
+        The mean over the L levels of the per-level results is computed in
+        one kernel call: the kernel's levels are the T x L (frame, level)
+        maps, each (frame, level) is sampled at that frame's locations, and
+        the frame's weights are divided by L. This is linear, so it equals
+        the per-level mean, with no host-side split of ``value``.
 
         Args:
             value (Tensor): shape (B, T, S, H, C/H).
             spatial_shapes (Tensor): shape (L, 2).
+            level_start_index (Tensor): shape (L,).
             locations (Tensor): shape (B, Nq, H, T, K, 2).
             weights (Tensor): shape (B, Nq, H, T, K).
 
         Returns:
             Tensor: shape (B, Nq, C), before output_proj.
         """
-        num_frames = value.shape[1]
-        level_sizes = spatial_shapes.prod(-1)
-        per_level = value.split(level_sizes.tolist(), dim=2)
-        outputs = []
-        for level, value_l in enumerate(per_level):
-            # frames become the kernel's levels, all of the same size
-            frame_shapes = spatial_shapes[level].expand(num_frames,
-                                                        2).contiguous()
-            frame_starts = torch.arange(
-                num_frames, device=value.device) * level_sizes[level]
-            outputs.append(
-                deformable_attn_core(
-                    value_l.flatten(1, 2), frame_shapes, frame_starts,
-                    locations, weights, self.im2col_step))
-        return torch.stack(outputs).mean(0)
+        num_frames, num_tokens = value.shape[1:3]
+        num_levels = spatial_shapes.shape[0]
+        kernel_shapes = spatial_shapes.repeat(num_frames, 1)
+        frame_starts = torch.arange(
+            num_frames, device=value.device) * num_tokens
+        kernel_starts = (frame_starts[:, None] +
+                         level_start_index[None]).flatten()
+        # (B, Nq, H, T, K, ...) -> (B, Nq, H, T * L, K, ...), frame-major
+        kernel_locations = locations.unsqueeze(4).repeat(
+            1, 1, 1, 1, num_levels, 1, 1).flatten(3, 4)
+        kernel_weights = (weights / num_levels).unsqueeze(4).repeat(
+            1, 1, 1, 1, num_levels, 1).flatten(3, 4)
+        return deformable_attn_core(
+            value.flatten(1, 2), kernel_shapes, kernel_starts,
+            kernel_locations, kernel_weights, self.im2col_step)
 
     def extra_repr(self) -> str:
         return (f'mode={self.mode!r}, num_heads={self.num_heads}, '

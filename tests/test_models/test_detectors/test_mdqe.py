@@ -1,5 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 import logging
+import math
 import os.path as osp
 from unittest import TestCase
 
@@ -148,6 +149,35 @@ class TestMDQE(TestCase):
         # FrozenBN: BN statistics and affine parameters do not train
         self.assertFalse(model.backbone.bn1.weight.requires_grad)
         self.assertTrue(model.backbone.layer1[0].conv1.weight.requires_grad)
+
+    def test_padding_mask_per_level(self):
+        """Backbone levels keep ceil(h / stride) valid rows; the extra
+        stride-64 level is the nearest resize of the stride-32 mask (the
+        reference's rule), which differs from resizing the image mask when
+        H / 32 is odd."""
+        model = build_model('mdqe_tiny.py')
+        model.eval()
+        padded_h, img_h = 480, 300
+        with torch.no_grad():
+            feats = model.extract_frame_feats(
+                torch.zeros(1, 3, padded_h, 64), [(img_h, 64)])
+        shapes = feats['spatial_shapes'].tolist()
+        starts = feats['level_start_index'].tolist()
+        valid_rows = []
+        for (height, width), start in zip(shapes, starts):
+            level = feats['padding_mask'][0, start:start + height * width]
+            valid_rows.append(int((~level.view(height, width)[:, 0]).sum()))
+        stride32_rows = math.ceil(img_h / 32)  # 10 of 15
+        self.assertEqual(
+            valid_rows[:3],
+            [math.ceil(img_h / 8),
+             math.ceil(img_h / 16), stride32_rows])
+        # nearest: output row i reads row floor(i * 15 / 8) of stride 32
+        h32, h64 = shapes[2][0], shapes[3][0]
+        expected = sum(
+            math.floor(i * h32 / h64) < stride32_rows for i in range(h64))
+        self.assertEqual(expected, 6)  # resizing the image mask gives 5
+        self.assertEqual(valid_rows[3], expected)
 
     def test_forward_shapes(self):
         torch.manual_seed(0)

@@ -60,15 +60,18 @@ def focal_ref(logits, targets, alpha=0.25, gamma=2.0):
 
 
 def giou_ref(a, b):
+    """The reference's matched GIoU: 0 for boxes that do not intersect."""
     ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
     ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
     inter = max(ix1 - ix0, 0) * max(iy1 - iy0, 0)
+    if inter <= 0:
+        return 0.0
     area_a = (a[2] - a[0]) * (a[3] - a[1])
     area_b = (b[2] - b[0]) * (b[3] - b[1])
     union = area_a + area_b - inter
     hull = (max(a[2], b[2]) - min(a[0], b[0])) * (
         max(a[3], b[3]) - min(a[1], b[1]))
-    return inter / union - (hull - union) / hull
+    return inter / max(union, 1e-3) - (hull - union) / max(hull, 1e-3)
 
 
 class TestMDQEHead(TestCase):

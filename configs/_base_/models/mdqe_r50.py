@@ -125,7 +125,12 @@ model = dict(
         clip_batch_size=None,  # clips decoded together by decode_clips
         clip_length=4,  # SAMPLING_FRAME_NUM_TEST
         window_length=30,  # WINDOW_FRAME_NUM_TEST
-        clip_stride=1,
+        clip_stride=1,  # CLIP_STRIDE (only 1 is supported)
+        # video score: 0.75 mean + 0.25 max over windows of window_length
+        # clips, a window's mean carried into the next (reference); 'clip'
+        # takes mean and max over the track's clips instead
+        score_aggregation='window',
+        merge_on_cpu=False,  # MERGE_ON_CPU: link clips on the CPU
         cls_thr=0.1,  # APPLY_CLS_THRES
         max_num_instances=120,
         max_per_frame=15))  # DETECTIONS_PER_IMAGE

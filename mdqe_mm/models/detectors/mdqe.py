@@ -391,10 +391,17 @@ class MDQE(BaseMOTModel):
         test clip), ``window_length`` (frames whose features are computed
         together), ``cls_thr``, ``max_per_frame`` (detections kept per
         clip), ``max_num_instances`` (track slots), ``clip_batch_size``
-        (clips decoded together; None = all clips of a window), plus an
-        optional ``inferencer`` dict that overrides any of them.
+        (clips decoded together; None = all clips of a window),
+        ``merge_on_cpu`` (track on the CPU), ``score_aggregation``
+        (``'window'``, the reference's, or ``'clip'``), plus an optional
+        ``inferencer`` dict that overrides any of them.
         """
         cfg = self.test_cfg
+        if cfg.get('clip_stride', 1) != 1:
+            raise ValueError(
+                'MDQE test_cfg.clip_stride must be 1 (a clip starts at every '
+                f'frame, as in every reference config), got '
+                f"{cfg.get('clip_stride')}")
         tracker = dict(
             type='ClipTracker',
             max_num_instances=cfg.get('max_num_instances', 120))
@@ -405,6 +412,8 @@ class MDQE(BaseMOTModel):
             cls_thr=cfg.get('cls_thr', 0.1),
             max_dets=cfg.get('max_per_frame', 15),
             decode_batch_size=cfg.get('clip_batch_size'),
+            merge_on_cpu=cfg.get('merge_on_cpu', False),
+            score_aggregation=cfg.get('score_aggregation', 'window'),
             tracker=tracker)
         inferencer.update(cfg.get('inferencer', {}))
         return MODELS.build(inferencer)

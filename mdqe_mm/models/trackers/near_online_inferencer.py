@@ -89,8 +89,9 @@ class NearOnlineInferencer:
         tracker (dict, optional): Config of the tracker; ``num_frames`` and
             ``cls_thr`` default to the values above. Defaults to
             ``dict(type='ClipTracker')``.
-        score_aggregation (str): ``'clip'`` or ``'window'``, see
-            :class:`VideoResultAggregator`. Defaults to ``'clip'``.
+        score_aggregation (str): ``'window'`` (the reference's) or
+            ``'clip'``, see :class:`VideoResultAggregator`. Defaults to
+            ``'window'``.
         output_score_thr (float): Defaults to 0.05.
         min_num_outputs (int): Defaults to 10.
         mask_stride (int): Stride of the mask logits. Defaults to 4.
@@ -112,7 +113,7 @@ class NearOnlineInferencer:
         query_sim_thr: float = 0.99,
         nms_iou_thr: float = 0.5,
         tracker: OptConfigType = None,
-        score_aggregation: str = 'clip',
+        score_aggregation: str = 'window',
         output_score_thr: float = 0.05,
         min_num_outputs: int = 10,
         mask_stride: int = 4,
@@ -225,7 +226,8 @@ class NearOnlineInferencer:
             query_sim_thr=self.query_sim_thr,
             nms_iou_thr=self.nms_iou_thr)
         track_ids = self.tracker.update(dets, list(range(*clip)))
-        self.aggregator.add_clip(clip[0], track_ids, dets.cls_probs)
+        self.aggregator.add_clip(
+            clip[0], track_ids, dets.cls_probs, clip_end=clip[1] - 1)
         for frame, logits in self.tracker.pop_final_frames(next_start):
             self.aggregator.add_final_frame(frame, logits)
         self.last_stats['max_open_frames'] = max(

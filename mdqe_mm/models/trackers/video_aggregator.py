@@ -24,14 +24,19 @@ class VideoResultAggregator:
     Classes: the class probabilities of a track are aggregated as
     ``mean_weight * mean + (1 - mean_weight) * max``:
 
-    - ``score_aggregation='clip'`` (default): mean and max over the clips in
-      which the track appeared. It does not depend on ``window_size``.
-    - ``score_aggregation='window'``: the reference's scheme, in which the
+    - ``score_aggregation='window'`` (default, the reference's scheme): the
       clips are grouped into windows of ``window_size`` consecutive clip
       starts, a window's score is the mean over the track's clips in that
       window (0 if it has none), and mean and max run over all windows of
-      the video. The reference also carries a window's mean into the next
-      window as one extra clip; that carry-over is not reproduced.
+      the video, so a track seen in few windows of a long video scores low.
+      With ``window_carry`` (default), as in the reference, a window's mean
+      also enters the next window as one extra clip for the tracks whose
+      clips in that window reach into the next one (the frames both windows
+      share).
+    - ``score_aggregation='clip'``: mean and max over the clips in which the
+      track appeared. It does not depend on ``window_size``. For a video of
+      at most ``window_size`` clips it differs from ``'window'`` only by the
+      ``(1 - mean_weight) * (max - mean)`` term.
 
     Output (:meth:`finalize`): multi-label, the (N x K) track scores are
     flattened and the top ``max(#scores > output_score_thr,
@@ -39,10 +44,12 @@ class VideoResultAggregator:
     output under several classes.
 
     Args:
-        score_aggregation (str): ``'clip'`` or ``'window'``.
-            Defaults to ``'clip'``.
+        score_aggregation (str): ``'window'`` or ``'clip'``.
+            Defaults to ``'window'``.
         window_size (int): Clip starts per window for ``'window'``.
             Defaults to 30.
+        window_carry (bool): Carry a window's mean score into the next
+            window (``'window'`` only). Defaults to True.
         mean_weight (float): Weight of the mean. Defaults to 0.75.
         output_score_thr (float): Defaults to 0.05.
         min_num_outputs (int): Defaults to 10.
@@ -52,8 +59,9 @@ class VideoResultAggregator:
     """
 
     def __init__(self,
-                 score_aggregation: str = 'clip',
+                 score_aggregation: str = 'window',
                  window_size: int = 30,
+                 window_carry: bool = True,
                  mean_weight: float = 0.75,
                  output_score_thr: float = 0.05,
                  min_num_outputs: int = 10,
@@ -70,6 +78,7 @@ class VideoResultAggregator:
                 f'{window_size}, {mask_stride}, {min_num_outputs}')
         self.score_aggregation = score_aggregation
         self.window_size = window_size
+        self.window_carry = window_carry
         self.mean_weight = mean_weight
         self.output_score_thr = output_score_thr
         self.min_num_outputs = min_num_outputs
@@ -91,15 +100,19 @@ class VideoResultAggregator:
         self.ori_shape = (int(ori_shape[0]), int(ori_shape[1]))
         self.num_classes: Optional[int] = None
         self._last_clip_start = -1
-        # track id -> {'sum', 'count', 'max'} (clip) or window -> [sum, n]
+        # track id -> {'sum', 'count', 'max'} (clip) or
+        # window -> [sum, count, last frame covered] (window)
         self._track_scores: Dict[int, dict] = {}
         self._track_rles: Dict[int, Dict[int, dict]] = {}
         self._finished_frames = set()
         empty = np.zeros(self.ori_shape + (1, ), dtype=np.uint8, order='F')
         self._empty_rle = mask_util.encode(empty)[0]
 
-    def add_clip(self, clip_start: int, track_ids: Tensor,
-                 cls_probs: Tensor) -> None:
+    def add_clip(self,
+                 clip_start: int,
+                 track_ids: Tensor,
+                 cls_probs: Tensor,
+                 clip_end: Optional[int] = None) -> None:
         """Record the class probabilities of the linked detections of one
         clip.
 
@@ -108,7 +121,13 @@ class VideoResultAggregator:
             track_ids (Tensor): Track id per detection, -1 when dropped,
                 shape (D,).
             cls_probs (Tensor): Rescored class probabilities, shape (D, K).
+            clip_end (int, optional): Last frame of the clip (inclusive);
+                decides the window carry-over. Defaults to ``clip_start``.
         """
+        clip_end = int(clip_start if clip_end is None else clip_end)
+        if clip_end < clip_start:
+            raise ValueError(f'VideoResultAggregator: clip_end {clip_end} '
+                             f'is before clip_start {clip_start}')
         self._last_clip_start = max(self._last_clip_start, int(clip_start))
         if cls_probs.shape[0] == 0:
             return
@@ -136,9 +155,10 @@ class VideoResultAggregator:
                     entry['count'] += 1
                     entry['max'] = torch.maximum(entry['max'], probs[det_id])
             else:
-                acc = entry.setdefault(window, [0.0, 0])
+                acc = entry.setdefault(window, [0.0, 0, -1])
                 acc[0] = acc[0] + probs[det_id]
                 acc[1] += 1
+                acc[2] = max(acc[2], clip_end)
 
     def masks_to_rles(self, mask_logits: Tensor) -> List[dict]:
         """Turn stride-4 mask logits into RLEs at the original size.
@@ -208,15 +228,28 @@ class VideoResultAggregator:
                 mean = entry['sum'] / entry['count']
                 top = entry['max']
             else:
-                num_windows = self._last_clip_start // self.window_size + 1
-                per_window = torch.zeros((num_windows, self.num_classes),
-                                         dtype=torch.float64)
-                for window, (total, count) in entry.items():
-                    per_window[window] = total / count
+                per_window = self._window_scores(entry)
                 mean = per_window.mean(0)
                 top = per_window.max(0)[0]
             rows.append(self.mean_weight * mean + (1 - self.mean_weight) * top)
         return track_ids, torch.stack(rows)
+
+    def _window_scores(self, entry: Dict[int, list]) -> Tensor:
+        """Per-window mean class scores of one track, shape (W, K)."""
+        num_windows = self._last_clip_start // self.window_size + 1
+        per_window = torch.zeros((num_windows, self.num_classes),
+                                 dtype=torch.float64)
+        carry = None
+        for window in range(num_windows):
+            total, count, last_frame = entry.get(window, (0.0, 0, -1))
+            if carry is not None:
+                total, count = total + carry, count + 1
+            if count:
+                per_window[window] = total / count
+            reaches_next = last_frame >= (window + 1) * self.window_size
+            carry = per_window[window] \
+                if self.window_carry and reaches_next else None
+        return per_window
 
     def finalize(self) -> dict:
         """Select the output (track, class) pairs.
@@ -264,6 +297,7 @@ class VideoResultAggregator:
         return (f'{self.__class__.__name__}('
                 f'score_aggregation={self.score_aggregation!r}, '
                 f'window_size={self.window_size}, '
+                f'window_carry={self.window_carry}, '
                 f'mean_weight={self.mean_weight}, '
                 f'output_score_thr={self.output_score_thr}, '
                 f'min_num_outputs={self.min_num_outputs}, '

@@ -5,6 +5,7 @@ import os.path as osp
 from unittest import TestCase
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
@@ -397,3 +398,26 @@ class TestMDQE(TestCase):
         best_iou = (inter / union.clamp(min=1)).max(0).values
         print(f'overfit: best clip-mask IoU per object {best_iou.tolist()}')
         self.assertTrue(bool((best_iou > 0.5).all()), best_iou.tolist())
+
+
+def test_build_inferencer_reads_test_cfg():
+    """Every test_cfg key reaches the inferencer (the 720p config sets
+    merge_on_cpu); an unsupported clip stride is refused."""
+    init_default_scope('mmdet')
+    model = build_model(
+        'mdqe_tiny.py', **{
+            'model.test_cfg.merge_on_cpu': True,
+            'model.test_cfg.score_aggregation': 'clip',
+            'model.test_cfg.window_length': 12
+        })
+    inferencer = model.build_inferencer()
+    assert inferencer.merge_on_cpu is True
+    assert inferencer.aggregator.score_aggregation == 'clip'
+    assert inferencer.aggregator.window_size == 12
+    default = build_model('mdqe_tiny.py').build_inferencer()
+    assert default.merge_on_cpu is False
+    assert default.aggregator.score_aggregation == 'window'
+    assert default.aggregator.window_carry is True
+    model.test_cfg['clip_stride'] = 2
+    with pytest.raises(ValueError, match='clip_stride'):
+        model.build_inferencer()

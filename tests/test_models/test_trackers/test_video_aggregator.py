@@ -128,6 +128,61 @@ def test_window_score_aggregation():
             assert scores[row, k].item() == pytest.approx(ref, abs=1e-7)
 
 
+def reference_window_scores(clips, window_size, clip_len, track, k):
+    """The reference's per-window class means of one track, as its tracker
+    keeps them: one slot per clip, and from the second window on slot 0
+    holds the previous window's mean, valid for the tracks whose clips
+    covered a frame of the new window."""
+    last_start = max(start for start, _, _ in clips)
+    windows = []
+    carried = None
+    for win in range(last_start // window_size + 1):
+        slots = [] if carried is None else [carried]
+        reached = False
+        for start, ids, probs in clips:
+            if start // window_size != win:
+                continue
+            for i, p in zip(ids, probs):
+                if i == track:
+                    slots.append(p[k])
+                    reached |= start + clip_len - 1 >= (win + 1) * window_size
+        windows.append(sum(slots) / len(slots) if slots else 0.0)
+        carried = windows[-1] if reached else None
+    return windows
+
+
+@pytest.mark.parametrize('window_size', [2, 3])
+def test_window_score_carry_over(window_size):
+    clip_len = 3
+    agg = VideoResultAggregator(
+        score_aggregation='window', window_size=window_size)
+    agg.start_video(8, (4, 4), (4, 4))
+    for start, ids, probs in CLIPS:
+        agg.add_clip(
+            start,
+            torch.tensor(ids),
+            torch.tensor(probs),
+            clip_end=start + clip_len - 1)
+    track_ids, scores = agg.track_scores()
+    carried_somewhere = False
+    for row, track in enumerate(track_ids):
+        for k in range(2):
+            per_window = reference_window_scores(CLIPS, window_size, clip_len,
+                                                 track, k)
+            ref = 0.75 * sum(per_window) / len(per_window) + \
+                0.25 * max(per_window)
+            assert scores[row, k].item() == pytest.approx(ref, abs=1e-7)
+            no_carry = reference_window_scores(CLIPS, window_size, 1, track, k)
+            carried_somewhere |= no_carry != per_window
+    assert carried_somewhere  # the data exercise the carry-over
+    agg.window_carry = False
+    _, plain = agg.track_scores()
+    assert not torch.allclose(plain, scores)
+    with pytest.raises(ValueError, match='clip_end'):
+        agg.add_clip(
+            5, torch.tensor([0]), torch.tensor([[0.5, 0.5]]), clip_end=4)
+
+
 def test_finalize_multilabel_topk_and_frame_rles():
     agg = VideoResultAggregator(
         min_num_outputs=4, output_score_thr=0.3, mask_stride=1)

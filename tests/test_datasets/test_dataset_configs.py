@@ -47,6 +47,22 @@ def check_train_and_test(cfg, root, num_frames):
     assert video['inputs'][0].shape[0] == len(sample)
     assert [s.frame_id for s in sample] == list(range(len(sample)))
     assert min(video['inputs'][0].shape[-2:]) == cfg.test_short_side
+    return video
+
+
+def assert_resized_like_detectron2(video):
+    """The reference (Detectron2) resizes test frames with PIL's bilinear
+    filter, which antialiases when shrinking; cv2's does not."""
+    from PIL import Image
+    frame = video['inputs'][0][0].permute(1, 2, 0).numpy()  # BGR uint8
+    src = cv2.imread(video['data_samples'][0][0].img_path)
+    height, width = frame.shape[:2]
+    expected = np.asarray(
+        Image.fromarray(src).resize((width, height), Image.BILINEAR))
+    np.testing.assert_array_equal(frame, expected)
+    # cv2 rounds differently even when enlarging, so this tells them apart
+    plain = cv2.resize(src, (width, height), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(plain.astype(int) - frame.astype(int)).max() > 0
 
 
 @pytest.mark.parametrize('name,preset_file,train_json,test_json,img_dirs', [
@@ -80,7 +96,8 @@ def test_real_dataset_configs(tmp_path, data_dir, frame_writer, name,
     for img_dir in img_dirs:
         frame_writer(src, str(root / img_dir))
     cfg.train_dataloader.batch_size = 1
-    check_train_and_test(cfg, str(root) + '/', cfg.num_frames)
+    video = check_train_and_test(cfg, str(root) + '/', cfg.num_frames)
+    assert_resized_like_detectron2(video)
 
 
 def test_synthetic_config_generates_and_loads(tmp_path):

@@ -30,6 +30,7 @@ coco_pseudo_pipeline = [
                         type='RandomChoiceResize',
                         scales=[(1333, s) for s in (400, 500, 600)],
                         keep_ratio=True,
+                        backend={{_base_.resize_backend}},
                         resize_type='mmdet.Resize'),
                     dict(
                         type='ClipDriftCrop',
@@ -40,6 +41,7 @@ coco_pseudo_pipeline = [
                 type='RandomChoiceResize',
                 scales=[(800, s) for s in (320, 352, 384, 416, 448, 480, 512)],
                 keep_ratio=True,
+                backend={{_base_.resize_backend}},
                 resize_type='mmdet.Resize'),
             dict(type='RandomFlip', prob=0.5),
         ]),

@@ -26,6 +26,9 @@ test_ann_file = 'valid/instances.json'
 train_img_dir = 'train/JPEGImages/'
 test_img_dir = 'valid/JPEGImages/'
 backend_args = None
+# Detectron2 (the reference) resizes uint8 frames with PIL, whose bilinear
+# filter antialiases when downscaling; cv2's does not
+resize_backend = 'pillow'
 
 train_pipeline = [
     dict(
@@ -45,6 +48,7 @@ train_pipeline = [
                         type='RandomChoiceResize',
                         scales=[(1333, s) for s in crop_pre_short_sides],
                         keep_ratio=True,
+                        backend=resize_backend,
                         resize_type='mmdet.Resize'),
                     dict(
                         type='ClipDriftCrop',
@@ -55,6 +59,7 @@ train_pipeline = [
                 type='RandomChoiceResize',
                 scales=[(train_max_size, s) for s in train_short_sides],
                 keep_ratio=True,
+                backend=resize_backend,
                 resize_type='mmdet.Resize'),
             dict(type='RandomFlip', prob=0.5),
         ]),
@@ -78,7 +83,8 @@ test_pipeline = [
             dict(
                 type='Resize',
                 scale=(test_max_size, test_short_side),
-                keep_ratio=True),
+                keep_ratio=True,
+                backend=resize_backend),
         ]),
     dict(type='PackTrackInputs')
 ]

@@ -1,24 +1,15 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import importlib.util
 import json
-import os.path as osp
 import zipfile
 
 import pytest
 
 from mdqe_mm.evaluation.functional import evaluate_vis
 
-TOOL = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-    'analysis_tools', 'eval_vis.py')
-
 
 @pytest.fixture(scope='module')
-def eval_vis():
-    spec = importlib.util.spec_from_file_location('eval_vis_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def eval_vis(load_tool):
+    return load_tool('tools/analysis_tools/eval_vis.py')
 
 
 def test_cli_prints_and_writes_flat_json(eval_vis, vis_builders, tmp_path,
@@ -35,8 +26,10 @@ def test_cli_prints_and_writes_flat_json(eval_vis, vis_builders, tmp_path,
     written = json.loads(out.read_text())
     expected = evaluate_vis(gt, results).to_dict()
     assert written == pytest.approx(expected, abs=1e-12)
-    assert {'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10',
-            'AR100', 'APso', 'APmo', 'APho', 'AP_cat1'} <= set(written)
+    assert {
+        'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100',
+        'APso', 'APmo', 'APho', 'AP_cat1'
+    } <= set(written)
 
     # a CodaLab submission zip is read as well
     archive = tmp_path / 'submission.zip'
@@ -47,8 +40,7 @@ def test_cli_prints_and_writes_flat_json(eval_vis, vis_builders, tmp_path,
 
 
 def test_cli_reports_bad_input(eval_vis, vis_builders, tmp_path, capsys):
-    gt, results = vis_builders['random_vis_dataset'](
-        4, height=60, width=80)
+    gt, results = vis_builders['random_vis_dataset'](4, height=60, width=80)
     ann, res = tmp_path / 'ann.json', tmp_path / 'res.json'
     ann.write_text(json.dumps(gt))
     results[0]['video_id'] = 4242

@@ -1,5 +1,4 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -7,17 +6,13 @@ import torch.nn as nn
 
 from .conftest import REPO_ROOT
 
-TOOL = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'count_params.py')
 TINY_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
                        'mdqe_tiny.py')
 
 
 @pytest.fixture(scope='module')
-def count_params():
-    spec = importlib.util.spec_from_file_location('count_params_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def count_params(load_tool):
+    return load_tool('tools/analysis_tools/count_params.py')
 
 
 class _Toy(nn.Module):

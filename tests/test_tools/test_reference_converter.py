@@ -1,7 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """The reference-checkpoint converter, on a state dict laid out like the
 released R50 MDQE (MinghanLi/MDQE_CVPR2023, Detectron2 names)."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -13,19 +12,14 @@ from mmengine.config import Config
 
 from .conftest import REPO_ROOT
 
-TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters',
-                'mdqe_reference_to_mmdet.py')
 OVIS_CONFIG = osp.join(REPO_ROOT, 'configs', 'mdqe',
                        'mdqe_r50_8xb2-12k_ovis.py')
 C, HEADS, LEVELS, POINTS, FRAMES, CLASSES = 256, 8, 4, 4, 4, 25
 
 
 @pytest.fixture(scope='module')
-def converter():
-    spec = importlib.util.spec_from_file_location('mdqe_converter', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def converter(load_tool):
+    return load_tool('tools/model_converters/mdqe_reference_to_mmdet.py')
 
 
 def reference_shapes():

@@ -1,6 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 import math
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -37,10 +37,12 @@ def _masks_to_tensor(masks: Union[BitmapMasks, PolygonMasks, Tensor,
     raise TypeError(f'{where}: unsupported gt mask type {type(masks)}')
 
 
-def build_clip_targets(data_samples: Sequence[TrackDataSample],
-                       pad_shape: Tuple[int, int],
-                       device: Union[str, torch.device] = 'cpu',
-                       mask_stride: int = 4) -> List[InstanceData]:
+def build_clip_targets(
+        data_samples: Sequence[TrackDataSample],
+        pad_shape: Tuple[int, int],
+        device: Union[str, torch.device] = 'cpu',
+        mask_stride: int = 4,
+        num_classes: Optional[int] = None) -> List[InstanceData]:
     """Gather the per-frame ground truth of every clip into clip targets.
 
     Instances are linked across frames by ``gt_instances.instances_ids``; an
@@ -56,6 +58,9 @@ def build_clip_targets(data_samples: Sequence[TrackDataSample],
         pad_shape (tuple[int, int]): padded input size (H_pad, W_pad).
         device (str | torch.device): device of the targets.
         mask_stride (int): stride of ``match_masks``. Defaults to 4.
+        num_classes (int, optional): K; a label outside [0, K) is an error
+            (a dataset whose classes do not match the model's). None skips
+            the check.
 
     Returns:
         list[:obj:`InstanceData`]: one per clip, with G instances:
@@ -115,6 +120,12 @@ def build_clip_targets(data_samples: Sequence[TrackDataSample],
             rows = torch.tensor([id_to_row[int(i)] for i in ids])
             frame_labels = torch.as_tensor(gt.labels).long().cpu()
             for row, label in zip(rows.tolist(), frame_labels.tolist()):
+                if num_classes is not None and not 0 <= label < num_classes:
+                    raise ValueError(
+                        f'{where}, frame {frame_idx}: instance '
+                        f'{unique_ids[row]} has label {label}, outside '
+                        f'[0, {num_classes}); does the model\'s num_classes '
+                        'match the dataset\'s classes?')
                 if labels[row] >= 0 and labels[row] != label:
                     raise ValueError(
                         f'{where}: instance {unique_ids[row]} has label '

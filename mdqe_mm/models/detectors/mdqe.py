@@ -374,7 +374,11 @@ class MDQE(BaseMOTModel):
                     tuple(frame.metainfo.get('img_shape', pad_shape))[:2])
         feats = self.extract_frame_feats(inputs.flatten(0, 1), img_shapes)
         clip_targets = build_clip_targets(
-            data_samples, pad_shape, device=inputs.device, mask_stride=4)
+            data_samples,
+            pad_shape,
+            device=inputs.device,
+            mask_stride=4,
+            num_classes=self.track_head.num_classes)
         selection, outs, protos = self._decode(
             feats,
             torch.arange(num_clips * num_frames, device=inputs.device),

@@ -104,7 +104,16 @@ class TestBuildClipTargets(TestCase):
         self.assertEqual(targets.valid.tolist(), [[False, True]])
         self.assertEqual(targets.boxes[0, 0].tolist(), [0., 0., 0., 0.])
 
+        for bad_label in (-1, 3):
+            frames[1].gt_instances.labels = torch.tensor([bad_label])
+            with self.assertRaisesRegex(ValueError, r'outside \[0, 3\)'):
+                build_clip_targets(
+                    [TrackDataSample(video_data_samples=frames)], (32, 32),
+                    num_classes=3)
         frames[1].gt_instances.labels = torch.tensor([2])
+        build_clip_targets([TrackDataSample(video_data_samples=frames[1:])],
+                           (32, 32),
+                           num_classes=3)
         with self.assertRaisesRegex(ValueError, 'instance 1 has label'):
             build_clip_targets([TrackDataSample(video_data_samples=frames)],
                                (32, 32))

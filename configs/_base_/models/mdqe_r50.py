@@ -130,6 +130,9 @@ model = dict(
         # clips, a window's mean carried into the next (reference); 'clip'
         # takes mean and max over the track's clips instead
         score_aggregation='window',
+        # at each window boundary, carry the window's mean masks, clip-query
+        # memory and scores into the next window as one clip (reference)
+        window_carry=True,
         merge_on_cpu=False,  # MERGE_ON_CPU: link clips on the CPU
         cls_thr=0.1,  # APPLY_CLS_THRES
         max_num_instances=120,

@@ -397,7 +397,8 @@ class MDQE(BaseMOTModel):
         clip), ``max_num_instances`` (track slots), ``clip_batch_size``
         (clips decoded together; None = all clips of a window),
         ``merge_on_cpu`` (track on the CPU), ``score_aggregation``
-        (``'window'``, the reference's, or ``'clip'``), plus an optional
+        (``'window'``, the reference's, or ``'clip'``), ``window_carry``
+        (the reference's carry-over at window boundaries), plus an optional
         ``inferencer`` dict that overrides any of them.
         """
         cfg = self.test_cfg
@@ -418,6 +419,7 @@ class MDQE(BaseMOTModel):
             decode_batch_size=cfg.get('clip_batch_size'),
             merge_on_cpu=cfg.get('merge_on_cpu', False),
             score_aggregation=cfg.get('score_aggregation', 'window'),
+            window_carry=cfg.get('window_carry', True),
             tracker=tracker)
         inferencer.update(cfg.get('inferencer', {}))
         return MODELS.build(inferencer)

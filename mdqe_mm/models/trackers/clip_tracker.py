@@ -151,6 +151,9 @@ class ClipTracker:
         self.new_track_score_thr = (2 * cls_thr if new_track_score_thr is None
                                     else new_track_score_thr)
         self.mask_thr = mask_thr
+        # clips averaged into the embedding carried over a window boundary
+        # (the reference's max(3, (T - 1) // stride) at stride 1)
+        self._carry_clips = max(memory_clips, num_frames - 1)
         self.reset()
 
     @property
@@ -358,15 +361,18 @@ class ClipTracker:
             if track_id < 0:
                 continue
             self._unseen_clips[track_id] = 0
+            # keep enough clips for a window carry-over; average fewer
+            keep_from = clip_idx - self._carry_clips + 1
             history = [(c, e) for c, e in self._embed_history[track_id]
-                       if c >= oldest]
+                       if c >= keep_from]
             history.append((clip_idx, detections.embeds[det_id].float()))
             self._embed_history[track_id] = history
+            recent = [(c, e) for c, e in history if c >= oldest]
             weights = [
-                math.exp(self.memory_decay * (c - oldest)) for c, _ in history
+                math.exp(self.memory_decay * (c - oldest)) for c, _ in recent
             ]
             self._memory_embeds[track_id] = sum(
-                w * e for w, (_, e) in zip(weights, history)) / sum(weights)
+                w * e for w, (_, e) in zip(weights, recent)) / sum(weights)
             logits = detections.mask_logits[det_id].float()
             for local, frame in enumerate(frame_inds):
                 entry = self._open_frames[frame].get(track_id)
@@ -377,6 +383,52 @@ class ClipTracker:
                 else:
                     entry[0] += logits[local]
                     entry[1] += 1
+
+    def carry_over_window(self, first_clip_frame: int) -> None:
+        """Compress the memory at a window boundary, as the reference does.
+
+        The reference tracker keeps one window of clips at a time. When it
+        flushes a window, it carries into the next window, as one
+        pseudo-clip:
+
+        - per track and still-open frame (frames the next window shares),
+          the window's mean mask logits, so later clips average with that
+          mean instead of with every earlier clip;
+        - per track, the ``exp(memory_decay * i)`` weighted mean of its
+          embeddings in the last ``max(memory_clips, T - 1)`` clips, which
+          then stands in the memory of the next two clips in place of
+          those embeddings.
+
+        Call it before the first clip of each window but the first.
+
+        Args:
+            first_clip_frame (int): Start frame of the window's first clip;
+                every open frame must be at or after it.
+        """
+        stale = [f for f in self._open_frames if f < first_clip_frame]
+        if stale:
+            raise RuntimeError(
+                f'ClipTracker.carry_over_window: frames {sorted(stale)} '
+                f'precede the window starting at frame {first_clip_frame}; '
+                'pop them with pop_final_frames() first')
+        for entries in self._open_frames.values():
+            for entry in entries.values():
+                entry[0] = entry[0] / entry[1]
+                entry[1] = 1
+        carry_idx = self.num_clips - 1  # the pseudo-clip's place
+        span = min(self._carry_clips, self.num_clips)
+        oldest = self.num_clips - span
+        for track_id, history in enumerate(self._embed_history):
+            recent = [(c, e) for c, e in history if c >= oldest]
+            if not recent:
+                self._embed_history[track_id] = []
+                continue
+            weights = [
+                math.exp(self.memory_decay * (c - oldest)) for c, _ in recent
+            ]
+            carried = sum(w * e for w, (_, e) in zip(weights, recent)) / max(
+                sum(weights), 1.0)
+            self._embed_history[track_id] = [(carry_idx, carried)]
 
     def pop_final_frames(
         self,

@@ -92,6 +92,11 @@ class NearOnlineInferencer:
         score_aggregation (str): ``'window'`` (the reference's) or
             ``'clip'``, see :class:`VideoResultAggregator`. Defaults to
             ``'window'``.
+        window_carry (bool): At every ``window_size``-th clip start, carry
+            the window's mean masks, embeddings and (``'window'``) class
+            scores into the next window as the reference's tracker does
+            (:meth:`ClipTracker.carry_over_window`). False averages every
+            clip exactly. Defaults to True.
         output_score_thr (float): Defaults to 0.05.
         min_num_outputs (int): Defaults to 10.
         mask_stride (int): Stride of the mask logits. Defaults to 4.
@@ -114,6 +119,7 @@ class NearOnlineInferencer:
         nms_iou_thr: float = 0.5,
         tracker: OptConfigType = None,
         score_aggregation: str = 'window',
+        window_carry: bool = True,
         output_score_thr: float = 0.05,
         min_num_outputs: int = 10,
         mask_stride: int = 4,
@@ -141,6 +147,7 @@ class NearOnlineInferencer:
         self.cover_tail = cover_tail
         self.decode_batch_size = decode_batch_size
         self.merge_on_cpu = merge_on_cpu
+        self.window_carry = window_carry
         self.shared_feat_keys = tuple(shared_feat_keys)
 
         tracker_cfg = dict(type='ClipTracker') if tracker is None \
@@ -151,6 +158,7 @@ class NearOnlineInferencer:
         self.aggregator = VideoResultAggregator(
             score_aggregation=score_aggregation,
             window_size=window_size,
+            window_carry=window_carry,
             output_score_thr=output_score_thr,
             min_num_outputs=min_num_outputs,
             mask_stride=mask_stride)
@@ -225,6 +233,9 @@ class NearOnlineInferencer:
             max_dets=self.max_dets,
             query_sim_thr=self.query_sim_thr,
             nms_iou_thr=self.nms_iou_thr)
+        if self.window_carry and clip[0] > 0 \
+                and clip[0] % self.window_size == 0:
+            self.tracker.carry_over_window(clip[0])
         track_ids = self.tracker.update(dets, list(range(*clip)))
         self.aggregator.add_clip(
             clip[0], track_ids, dets.cls_probs, clip_end=clip[1] - 1)

@@ -257,3 +257,50 @@ def test_out_of_order_clips_are_rejected():
         tracker.update(make_dets([], 2), [2, 3])
     with pytest.raises(ValueError, match='increasing'):
         tracker.update(make_dets([], 2), [1, 1])
+
+
+def test_carry_over_window_matches_the_reference_memory():
+    """Embeddings: the carried one is the exp(0.25 i) weighted mean of the
+    track's embeddings in the last max(3, T-1) clips (i = place among them);
+    the next clips' memory treats it as the clip just before them. Masks:
+    open frames keep their mean as one clip."""
+    torch.manual_seed(0)
+    tracker = ClipTracker(num_frames=4, cls_thr=0.1)
+    base = embed(0, scale=6.0)
+    embeds = [base + 0.3 * torch.randn(16) for _ in range(6)]
+    logits = [torch.randn(4, H, W) for _ in range(6)]
+    inside = 20 * (box_logits(4, (1, 1, 6, 8)) > 0)
+    for clip in range(4):  # one track, clips 0..3
+        items = [(0.9, logits[clip] + inside, embeds[clip])]
+        assert run_clip(tracker, clip, items) == [0]
+    open_sums = {
+        frame: entries[0][0].clone() / entries[0][1]
+        for frame, entries in tracker._open_frames.items()
+    }
+    tracker.carry_over_window(4)
+    weights = [math.exp(0.25 * i) for i in range(3)]  # clips 1, 2, 3
+    carried = sum(w * e.double()
+                  for w, e in zip(weights, embeds[1:4])) / sum(weights)
+    for frame, entries in tracker._open_frames.items():
+        assert entries[0][1] == 1
+        torch.testing.assert_close(entries[0][0], open_sums[frame])
+    # clip 4: memory = carried (place 0) and clip 4 (place 1)
+    run_clip(tracker, 4, [(0.9, logits[4], embeds[4])])
+    expected = (carried +
+                math.exp(0.25) * embeds[4].double()) / (1 + math.exp(0.25))
+    torch.testing.assert_close(
+        tracker.memory_embeddings()[0].double(),
+        expected,
+        rtol=1e-5,
+        atol=1e-5)
+    # clip 5: carried, 4, 5; clip 6 would drop the carried one
+    run_clip(tracker, 5, [(0.9, logits[5], embeds[5])])
+    expected = (carried + weights[1] * embeds[4].double() +
+                weights[2] * embeds[5].double()) / sum(weights)
+    torch.testing.assert_close(
+        tracker.memory_embeddings()[0].double(),
+        expected,
+        rtol=1e-5,
+        atol=1e-5)
+    with pytest.raises(RuntimeError, match='pop them'):
+        tracker.carry_over_window(7)

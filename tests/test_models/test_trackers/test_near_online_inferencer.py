@@ -117,15 +117,37 @@ def test_tracks_persist_and_reappear(fake_model_cls, make_obj):
                                torch.tensor([x, y, x + w, y + h]).float())
 
 
-@pytest.mark.parametrize('cover_tail', [False, True])
+def ref_window_carry_means(emitted, schedule, window_size, track=0):
+    """Per-frame mask logits as the reference's tracker averages them: a
+    list of clip logits per frame, and at every window boundary the frames
+    the new window shares with the old one keep only their mean."""
+    stored = {}
+    for start, end in schedule:
+        if start > 0 and start % window_size == 0:
+            for frame in stored:
+                if frame >= start:
+                    stored[frame] = [sum(stored[frame]) / len(stored[frame])]
+        for frame in range(start, end):
+            stored.setdefault(frame,
+                              []).append(emitted[(start,
+                                                  track)][frame - start])
+    return {f: sum(v) / len(v) for f, v in stored.items()}
+
+
+@pytest.mark.parametrize('cover_tail,window_carry', [(False, False),
+                                                     (True, False),
+                                                     (False, True)])
 def test_aggregation_averages_exactly_the_covering_clips(
-        fake_model_cls, make_obj, cover_tail):
+        fake_model_cls, make_obj, cover_tail, window_carry):
     length, num_frames = 9, 4
     obj = make_obj(1,
                    torch.eye(16)[3] * 4, range(length), lambda f: (2, 3, 6, 8))
     model = fake_model_cls([obj], noise=1.5, seed=3)
     inferencer = NearOnlineInferencer(
-        num_frames=num_frames, window_size=3, cover_tail=cover_tail)
+        num_frames=num_frames,
+        window_size=3,
+        cover_tail=cover_tail,
+        window_carry=window_carry)
     received = {}
     add_final_frame = inferencer.aggregator.add_final_frame
 
@@ -139,13 +161,21 @@ def test_aggregation_averages_exactly_the_covering_clips(
         model.decode_clips)
     assert sorted(received) == list(range(length))
     schedule = ref_schedule(length, num_frames, cover_tail)
+    carried = ref_window_carry_means(model.emitted, schedule, 3)
+    differs = 0
     for frame in range(length):
         covering = [(s, e) for s, e in schedule if s <= frame < e]
         ref = sum(model.emitted[(s, 0)][frame - s]
                   for s, _ in covering) / len(covering)
+        differs += not torch.allclose(carried[frame], ref)
+        if window_carry:
+            ref = carried[frame]
         assert list(received[frame]) == [0]
         torch.testing.assert_close(
             received[frame][0].double(), ref, rtol=1e-5, atol=1e-5)
+    # frames 3, 4 (after the boundary at 3) and 6, 7 (at 6) keep the mean
+    # of the earlier window's clips as one clip
+    assert differs == 4
     # the tail is covered by fewer clips than the middle without cover_tail
     counts = [sum(s <= f < e for s, e in schedule) for f in range(length)]
     assert counts[4] == 4 and counts[-1] == (4 if cover_tail else 2)

@@ -80,6 +80,8 @@ class ClipTracker:
     logits. :meth:`pop_final_frames` hands out the per-frame averages of
     frames that no later clip covers and forgets them, so its memory is
     bounded by ``T`` frames whatever the video length.
+    :meth:`carry_over_window` reproduces the reference's window flush
+    (called by :class:`NearOnlineInferencer` with ``window_carry``).
 
     Args:
         num_frames (int): Clip length T at test time. Defaults to 4.

@@ -14,10 +14,12 @@ class VideoResultAggregator:
     and "Video output"), streamed frame by frame.
 
     Masks: :meth:`add_final_frame` receives, for a frame that no later clip
-    covers, each track's stride-4 mask logits averaged over exactly the clips
-    in which the track appeared and that cover the frame (see
-    :meth:`ClipTracker.pop_final_frames`). It upsamples them x``mask_stride``
-    with ``aligned_bilinear``, crops to the unpadded input size, resizes to
+    covers, each track's stride-4 mask logits averaged over the clips in
+    which the track appeared and that cover the frame (see
+    :meth:`ClipTracker.pop_final_frames`; across a window boundary the
+    earlier window's clips count as one, see
+    :meth:`ClipTracker.carry_over_window`). It upsamples them
+    x``mask_stride`` with ``aligned_bilinear``, crops to the unpadded input size, resizes to
     the original frame size (nearest), thresholds ``sigmoid > mask_thr`` and
     RLE-encodes them at once, so only RLEs are kept for finished frames.
 

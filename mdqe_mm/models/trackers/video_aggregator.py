@@ -19,9 +19,10 @@ class VideoResultAggregator:
     :meth:`ClipTracker.pop_final_frames`; across a window boundary the
     earlier window's clips count as one, see
     :meth:`ClipTracker.carry_over_window`). It upsamples them
-    x``mask_stride`` with ``aligned_bilinear``, crops to the unpadded input size, resizes to
-    the original frame size (nearest), thresholds ``sigmoid > mask_thr`` and
-    RLE-encodes them at once, so only RLEs are kept for finished frames.
+    x``mask_stride`` with ``aligned_bilinear``, crops to the unpadded input
+    size, resizes to the original frame size (nearest), thresholds
+    ``sigmoid > mask_thr`` and RLE-encodes them at once, so only RLEs are
+    kept for finished frames.
 
     Classes: the class probabilities of a track are aggregated as
     ``mean_weight * mean + (1 - mean_weight) * max``:

@@ -93,6 +93,12 @@ MASK_HEAD_NAMES = {
     'out_lay2.gn': 'out_lay2.pointwise_conv.gn',
 }
 
+EXACT_NAMES = {
+    'detr.transformer_enc.level_embed': 'level_embed',
+    'detr.transformer_enc.encoder.norm.weight': 'encoder.norm.weight',
+    'detr.transformer_enc.encoder.norm.bias': 'encoder.norm.bias',
+}
+
 BACKBONE_PREFIX = 'detr.backbone.0.backbone.'
 # derived buffers, rebuilt by the modules (GridQuerySelection's
 # query_cell_dist is the same grid, not saved)
@@ -192,13 +198,8 @@ def rename_reference_key(key: str, num_backbone_levels: int = 3) -> str:
     for prefix, rename in rules:
         if key.startswith(prefix):
             return rename(key[len(prefix):])
-    exact = {
-        'detr.transformer_enc.level_embed': 'level_embed',
-        'detr.transformer_enc.encoder.norm.weight': 'encoder.norm.weight',
-        'detr.transformer_enc.encoder.norm.bias': 'encoder.norm.bias',
-    }
-    if key in exact:
-        return exact[key]
+    if key in EXACT_NAMES:
+        return EXACT_NAMES[key]
     prefix = 'detr.transformer_dec.'
     if key.startswith(prefix):
         return _rename_by_prefix(key[len(prefix):], DEC_MODULE_NAMES, '',

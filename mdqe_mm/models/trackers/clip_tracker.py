@@ -352,6 +352,18 @@ class ClipTracker:
         self.num_clips += 1
         return assigned
 
+    def _decayed_mean(self, history: List[Tuple[int, Tensor]],
+                      oldest: int) -> Optional[Tensor]:
+        """``exp(memory_decay * (c - oldest))`` weighted mean of the
+        embeddings of clips ``c >= oldest``; None when there are none."""
+        recent = [(c, e) for c, e in history if c >= oldest]
+        if not recent:
+            return None
+        weights = [
+            math.exp(self.memory_decay * (c - oldest)) for c, _ in recent
+        ]
+        return sum(w * e for w, (_, e) in zip(weights, recent)) / sum(weights)
+
     def _update_memory(self, detections: InstanceData, frame_inds: List[int],
                        assigned: Tensor) -> None:
         clip_idx = self.num_clips
@@ -369,12 +381,7 @@ class ClipTracker:
                        if c >= keep_from]
             history.append((clip_idx, detections.embeds[det_id].float()))
             self._embed_history[track_id] = history
-            recent = [(c, e) for c, e in history if c >= oldest]
-            weights = [
-                math.exp(self.memory_decay * (c - oldest)) for c, _ in recent
-            ]
-            self._memory_embeds[track_id] = sum(
-                w * e for w, (_, e) in zip(weights, recent)) / sum(weights)
+            self._memory_embeds[track_id] = self._decayed_mean(history, oldest)
             logits = detections.mask_logits[det_id].float()
             for local, frame in enumerate(frame_inds):
                 entry = self._open_frames[frame].get(track_id)
@@ -421,16 +428,9 @@ class ClipTracker:
         span = min(self._carry_clips, self.num_clips)
         oldest = self.num_clips - span
         for track_id, history in enumerate(self._embed_history):
-            recent = [(c, e) for c, e in history if c >= oldest]
-            if not recent:
-                self._embed_history[track_id] = []
-                continue
-            weights = [
-                math.exp(self.memory_decay * (c - oldest)) for c, _ in recent
-            ]
-            carried = sum(w * e for w, (_, e) in zip(weights, recent)) / max(
-                sum(weights), 1.0)
-            self._embed_history[track_id] = [(carry_idx, carried)]
+            carried = self._decayed_mean(history, oldest)
+            self._embed_history[track_id] = [] if carried is None \
+                else [(carry_idx, carried)]
 
     def pop_final_frames(
         self,

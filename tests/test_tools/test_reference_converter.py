@@ -280,9 +280,14 @@ def test_unknown_and_inconsistent_keys_are_errors(converter):
     reference[key] = reference[key] + 1
     with pytest.raises(converter.ConversionError, match='differ'):
         converter.convert_reference_state_dict(reference)
-    swin = {'detr.backbone.0.backbone.layers.0.blocks.0.norm1.weight': 0}
-    with pytest.raises(converter.ConversionError, match='ResNet'):
+    # SwinV2 keys are converted (test_reference_converter_swinv2.py); an
+    # unknown one is named
+    swin = {'detr.backbone.0.backbone.layers.0.blocks.0.mlp.fc3.weight': 0}
+    with pytest.raises(converter.ConversionError, match='unknown SwinV2'):
         converter.convert_reference_state_dict(swin)
+    resnet = {'detr.backbone.0.backbone.res9.0.conv1.weight': 0}
+    with pytest.raises(converter.ConversionError, match='ResNet'):
+        converter.convert_reference_state_dict(resnet)
 
 
 def test_cli_round_trip(converter, ovis_model, tmp_path, capsys):

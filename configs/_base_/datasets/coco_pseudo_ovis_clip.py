@@ -10,49 +10,49 @@ coco_data_root = 'data/coco/'
 pseudo_ratio = 0.75
 vis_ratio = 1.0
 
+# absolute crop of 384..600 px after the short side is set to 400/500/600
+pseudo_drift_crop = dict(
+    type='RandomApply',
+    prob=0.5,
+    transforms=[
+        dict(
+            type='RandomChoiceResize',
+            scales=[(1333, s) for s in (400, 500, 600)],
+            keep_ratio=True,
+            backend={{_base_.resize_backend}},
+            resize_type='mmdet.Resize'),
+        dict(
+            type='ClipDriftCrop',
+            crop_size=(384, 600),
+            crop_type='absolute_range')
+    ])
+# the same motion for every copy: one angle path, crop path, size and flip
+pseudo_clip_augment = dict(
+    type='TransformBroadcaster',
+    share_random_params=True,
+    transforms=[
+        dict(type='ClipMonotoneRotate', max_angle=15.0),
+        pseudo_drift_crop,
+        {{_base_.clip_resize}},
+        dict(type='RandomFlip', prob=0.5),
+    ])
 coco_pseudo_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(
         type='ImageToPseudoVideo',
         num_frames={{_base_.num_frames}},
-        label_map='ovis'),
-    dict(
-        type='TransformBroadcaster',
-        share_random_params=True,
-        transforms=[
-            dict(type='ClipMonotoneRotate', max_angle=15.0),
-            dict(
-                type='RandomApply',
-                prob=0.5,
-                transforms=[
-                    dict(
-                        type='RandomChoiceResize',
-                        scales=[(1333, s) for s in (400, 500, 600)],
-                        keep_ratio=True,
-                        backend={{_base_.resize_backend}},
-                        resize_type='mmdet.Resize'),
-                    dict(
-                        type='ClipDriftCrop',
-                        crop_size=(384, 600),
-                        crop_type='absolute_range')
-                ]),
-            dict(
-                type='RandomChoiceResize',
-                scales=[(800, s) for s in (320, 352, 384, 416, 448, 480, 512)],
-                keep_ratio=True,
-                backend={{_base_.resize_backend}},
-                resize_type='mmdet.Resize'),
-            dict(type='RandomFlip', prob=0.5),
-        ]),
-    dict(type='FilterEmptyClip'),
-    dict(
-        type='PackTrackInputs',
-        default_meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                           'scale_factor', 'flip', 'flip_direction',
-                           'frame_id', 'video_id', 'video_length',
-                           'ori_video_length'))
+        label_map={{_base_.dataset_preset}}), pseudo_clip_augment,
+    dict(type='FilterEmptyClip'), {{_base_.pack_clip}}
 ]
+coco_pseudo_dataset = dict(
+    type='CocoDataset',
+    data_root=coco_data_root,
+    ann_file='annotations/instances_train2017.json',
+    data_prefix=dict(img='train2017/'),
+    filter_cfg=dict(filter_empty_gt=True, min_size=32),
+    pipeline=coco_pseudo_pipeline,
+    backend_args={{_base_.backend_args}})
 
 train_dataloader = dict(
     _delete_=True,
@@ -63,16 +63,6 @@ train_dataloader = dict(
     dataset=dict(
         type='ConcatDataset',
         # the two datasets have different class lists; the mixed dataset
-        # reports the first one's (OVIS) metainfo
+        # reports the first one's (the VIS one's) metainfo
         ignore_keys=['classes', 'palette'],
-        datasets=[
-            {{_base_.train_dataloader.dataset}},
-            dict(
-                type='CocoDataset',
-                data_root=coco_data_root,
-                ann_file='annotations/instances_train2017.json',
-                data_prefix=dict(img='train2017/'),
-                filter_cfg=dict(filter_empty_gt=True, min_size=32),
-                pipeline=coco_pseudo_pipeline,
-                backend_args={{_base_.backend_args}}),
-        ]))
+        datasets=[{{_base_.train_dataloader.dataset}}, coco_pseudo_dataset]))

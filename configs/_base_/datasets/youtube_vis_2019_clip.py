@@ -1,8 +1,11 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-# YouTube-VIS 2019, MDQE R50 360p recipe: T-frame clips (reference frame +
-# T-1 frames within +-frame_range), one short side per clip, one flip per
-# clip, and with p=0.5 a drifting crop (simulated camera motion). Read
-# straight from the official JSON (no conversion). Layout:
+# YouTube-VIS, MDQE R50 360p recipe: T-frame clips (reference frame + T-1
+# frames within +-frame_range), one short side per clip, one flip per clip,
+# and with p=0.5 a drifting crop (simulated camera motion). Read straight
+# from the official JSON (no conversion). This file is the base of the VIS
+# data sets: youtube_vis_2021_clip.py switches dataset_version, and
+# ovis_clip.py the data set; both restate only the fields that change.
+# Layout (2019):
 #   data/youtube_vis_2019/train.json, train/JPEGImages/<video>/*.jpg
 #   data/youtube_vis_2019/valid.json, valid/JPEGImages/<video>/*.jpg
 #   data/youtube_vis_2019/annotations/{train_sub,valid_sub}.json  made with
@@ -10,8 +13,9 @@
 # Training uses train_sub and validation valid_sub (local numbers); testing
 # uses the official valid file, which has no ground truth (CodaLab only).
 dataset_type = 'VISDataset'
-dataset_preset = 'youtube_vis_2019'
-data_root = 'data/youtube_vis_2019/'
+dataset_version = '2019'
+dataset_preset = 'youtube_vis_' + dataset_version
+data_root = f'data/youtube_vis_{dataset_version}/'
 num_frames = 4
 frame_range = 10
 train_short_sides = (320, 352, 384, 416, 448, 480, 512)
@@ -29,6 +33,36 @@ backend_args = None
 # Detectron2 (the reference) resizes uint8 frames with PIL, whose bilinear
 # filter antialiases when downscaling; cv2's does not
 resize_backend = 'pillow'
+# raw per-frame GT ('instances') is only needed by the metric at test
+pack_meta_keys = ('img_id', 'img_path', 'ori_shape', 'img_shape',
+                  'scale_factor', 'flip', 'flip_direction', 'frame_id',
+                  'video_id', 'video_length', 'ori_video_length')
+
+# Pipeline pieces, named so that derived configs can rebuild a pipeline
+# with {{_base_.<piece>}} and change only the resize or crop.
+crop_pre_resize = dict(
+    type='RandomChoiceResize',
+    scales=[(1333, s) for s in crop_pre_short_sides],
+    keep_ratio=True,
+    backend=resize_backend,
+    resize_type='mmdet.Resize')
+clip_drift_crop = dict(
+    type='RandomApply',
+    prob=0.5,
+    transforms=[
+        crop_pre_resize,
+        dict(
+            type='ClipDriftCrop',
+            crop_size=crop_size,
+            crop_type='relative_range')
+    ])
+clip_resize = dict(
+    type='RandomChoiceResize',
+    scales=[(train_max_size, s) for s in train_short_sides],
+    keep_ratio=True,
+    backend=resize_backend,
+    resize_type='mmdet.Resize')
+pack_clip = dict(type='PackTrackInputs', default_meta_keys=pack_meta_keys)
 
 train_pipeline = [
     dict(
@@ -40,37 +74,11 @@ train_pipeline = [
         transforms=[
             dict(type='LoadImageFromFile', backend_args=backend_args),
             dict(type='LoadTrackAnnotations', with_mask=True),
-            dict(
-                type='RandomApply',
-                prob=0.5,
-                transforms=[
-                    dict(
-                        type='RandomChoiceResize',
-                        scales=[(1333, s) for s in crop_pre_short_sides],
-                        keep_ratio=True,
-                        backend=resize_backend,
-                        resize_type='mmdet.Resize'),
-                    dict(
-                        type='ClipDriftCrop',
-                        crop_size=crop_size,
-                        crop_type='relative_range')
-                ]),
-            dict(
-                type='RandomChoiceResize',
-                scales=[(train_max_size, s) for s in train_short_sides],
-                keep_ratio=True,
-                backend=resize_backend,
-                resize_type='mmdet.Resize'),
+            clip_drift_crop,
+            clip_resize,
             dict(type='RandomFlip', prob=0.5),
         ]),
-    dict(type='FilterEmptyClip'),
-    # raw per-frame GT ('instances') is only needed by the metric at test
-    dict(
-        type='PackTrackInputs',
-        default_meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                           'scale_factor', 'flip', 'flip_direction',
-                           'frame_id', 'video_id', 'video_length',
-                           'ori_video_length'))
+    dict(type='FilterEmptyClip'), pack_clip
 ]
 # Whole video, frames in order, uint8. GT masks are not decoded here (that
 # would need N x T full-size masks for a long video); the metric reads the raw
@@ -145,4 +153,4 @@ test_evaluator = dict(
     type='VISMetric',
     ann_file=data_root + test_ann_file,
     format_only=True,
-    outfile_prefix='./work_dirs/youtube_vis_2019_results/results')
+    outfile_prefix=f'./work_dirs/{dataset_preset}_results/results')

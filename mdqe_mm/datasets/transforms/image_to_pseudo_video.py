@@ -35,9 +35,11 @@ class ImageToPseudoVideo(BaseTransform):
 
     Args:
         num_frames (int): Clip length T. Defaults to 4.
-        label_map (str | dict): A preset (``'ovis'``, ``'youtube_vis_2019'``,
-            ``'youtube_vis_2021'``) or a dict from source to target class
-            names. Defaults to ``'ovis'``.
+        label_map (str | dict | None): A preset (``'ovis'``,
+            ``'youtube_vis_2019'``, ``'youtube_vis_2021'``), a dict from
+            source to target class names, or None to keep the source
+            classes (target_classes then defaults to source_classes).
+            Defaults to ``'ovis'``.
         target_classes (Sequence[str], optional): Target class list; needed
             when ``label_map`` is a dict, defaults to the preset's list.
         source_classes (Sequence[str], optional): Class list of the image
@@ -52,7 +54,7 @@ class ImageToPseudoVideo(BaseTransform):
 
     def __init__(self,
                  num_frames: int = 4,
-                 label_map: Union[str, Dict[str, str]] = 'ovis',
+                 label_map: Union[str, Dict[str, str], None] = 'ovis',
                  target_classes: Optional[Sequence[str]] = None,
                  source_classes: Optional[Sequence[str]] = None,
                  skip_empty: bool = True) -> None:
@@ -67,6 +69,8 @@ class ImageToPseudoVideo(BaseTransform):
             if target_classes is None:
                 target_classes = VIS_CLASS_PRESETS[label_map]
             name_map = COCO_TO_VIS_PRESETS[label_map]
+        elif label_map is None:
+            name_map = None  # identity on the source classes, set below
         elif isinstance(label_map, dict):
             if target_classes is None:
                 raise ValueError('target_classes is required when label_map '
@@ -77,6 +81,9 @@ class ImageToPseudoVideo(BaseTransform):
                 f'label_map must be a str or dict, got {type(label_map)}')
         source_classes = tuple(source_classes
                                or CocoDataset.METAINFO['classes'])
+        if name_map is None:
+            target_classes = tuple(target_classes or source_classes)
+            name_map = {c: c for c in source_classes if c in target_classes}
         target_classes = tuple(target_classes)
         lookup = np.full(len(source_classes), -1, dtype=np.int64)
         for source, target in name_map.items():

@@ -4,6 +4,7 @@ if [ $# -lt 3 ]; then
   echo "usage: bash $0 CONFIG CHECKPOINT GPUS [test.py args...]" >&2
   exit 2
 fi
+# PYTHON: the interpreter to use (default: python on PATH)
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -13,7 +14,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

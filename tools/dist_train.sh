@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+# Env: PYTHON (python: the interpreter to use), NNODES (1), NODE_RANK (0),
+# PORT (29500), MASTER_ADDR (127.0.0.1).
 # On a machine without GPUs the processes train on CPU with the gloo backend.
 if [ $# -lt 2 ]; then
   echo "usage: bash $0 CONFIG GPUS [train.py args...]" >&2
@@ -14,7 +15,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

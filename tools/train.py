@@ -22,6 +22,9 @@ from mmengine.runner import Runner
 # and registers its components even if a config forgets custom_imports.
 import mdqe_mm  # noqa: F401
 from mdqe_mm.compat import adapt_cfg_for_cpu_distributed
+from mdqe_mm.utils import (USER_INPUT_ERRORS, CheckpointLoadError,
+                           add_checkpoint_check, check_checkpoint_file,
+                           load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,6 +48,11 @@ def parse_args() -> argparse.Namespace:
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
         'in the work directory.')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='load a load_from checkpoint even when less than '
+        'min_loaded_ratio (default 0.5) of the model\'s values fit it')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -72,7 +80,10 @@ def parse_args() -> argparse.Namespace:
 def build_cfg(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         sys.exit(f'train.py: config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+    except SyntaxError as err:
+        sys.exit(f'train.py: {err}')
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -118,6 +129,14 @@ def build_cfg(args: argparse.Namespace) -> Config:
             sys.exit(f'train.py: --resume checkpoint not found: {args.resume}')
         cfg.resume = True
         cfg.load_from = args.resume
+    try:
+        check_checkpoint_file(
+            cfg.get('load_from'),
+            '--resume checkpoint' if cfg.get('resume') else 'load_from')
+    except CheckpointLoadError as err:
+        sys.exit(f'train.py: {err}')
+    # report what load_from / --resume load; stop on a bad fit
+    add_checkpoint_check(cfg, 'finetune', args.allow_partial_load)
     return cfg
 
 
@@ -126,11 +145,14 @@ def main() -> None:
     # Reduce the number of repeated compilations and improve training speed.
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        runner.train()
+    except USER_INPUT_ERRORS as err:
+        sys.exit(f'train.py: error: {err}')
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path, load
 from mmengine.logging import print_log
 
+from ..utils.size_check import FrameSizeError, read_image_size
 from .vis_classes import VIS_CLASS_PRESETS
 
 __all__ = ['VISDataset']
@@ -55,8 +56,10 @@ class VISDataset(BaseVideoDataset):
     Args:
         preset (str, optional): Name of a class-list preset. Defaults to None.
         check_image_files (bool): Check at load time that every frame file
-            exists, listing each video folder once. Turn it off for remote
-            storage. Defaults to True.
+            exists, listing each video folder once, and that the first frame
+            of each video has the declared ``height`` and ``width`` (only
+            its header is read). Turn it off for remote storage. Defaults to
+            True.
         filter_cfg (dict, optional): In training, ``filter_empty_gt`` (default
             True) drops videos without any non-crowd instance, and
             ``min_size`` (default 0) drops videos whose frames are smaller.
@@ -71,6 +74,8 @@ class VISDataset(BaseVideoDataset):
             class list.
         FileNotFoundError: When a frame file named in ``file_names`` does not
             exist.
+        FrameSizeError: When a video's first frame is not of the declared
+            size, or a segmentation RLE is not of the video's size.
     """
 
     METAINFO = dict(classes=None)
@@ -140,6 +145,7 @@ class VISDataset(BaseVideoDataset):
             img_paths = [osp.join(img_prefix, name) for name in file_names]
             if self.check_image_files:
                 self._check_files(video_id, img_paths, dir_listing_cache)
+                self._check_frame_size(video, img_paths[0])
 
             frames = []
             for frame_id, img_path in enumerate(img_paths):
@@ -265,6 +271,22 @@ class VISDataset(BaseVideoDataset):
                     f'{img_path} does not exist (set check_image_files=False'
                     ' to skip this check for remote storage).')
 
+    def _check_frame_size(self, video: dict, img_path: str) -> None:
+        """Compare the declared size with the first frame's header."""
+        try:
+            actual = read_image_size(img_path)
+        except OSError as err:
+            raise FrameSizeError(
+                f'{self.ann_file}: video {video["id"]}: {err}') from None
+        declared = (video['height'], video['width'])
+        if actual != declared:
+            raise FrameSizeError(
+                f'{self.ann_file}: video {video["id"]} '
+                f'({osp.dirname(video["file_names"][0])}) declares height x '
+                f'width {declared[0]}x{declared[1]} but its first frame '
+                f'{img_path} is {actual[0]}x{actual[1]}; fix the "height"/'
+                '"width" of the video or the frames')
+
     def _add_annotation(self, ann: dict, label: int, video: dict,
                         frames: List[dict]) -> None:
         height, width = video['height'], video['width']
@@ -277,6 +299,13 @@ class VISDataset(BaseVideoDataset):
             segm, bbox = segms[frame_id], bboxes[frame_id]
             if segm is None and bbox is None:
                 continue
+            if isinstance(segm, dict) and list(
+                    segm.get('size', [height, width])) != [height, width]:
+                raise FrameSizeError(
+                    f'{self.ann_file}: annotation {ann["id"]} of video '
+                    f'{video["id"]} ({osp.dirname(video["file_names"][0])}), '
+                    f'frame {frame_id}: RLE size {segm["size"]} differs from '
+                    f'the video size [{height}, {width}]')
             if bbox is None:
                 bbox = self._bbox_from_segm(segm, height, width)
             x, y, w, h = bbox
@@ -364,5 +393,39 @@ class VISDataset(BaseVideoDataset):
                 results['ori_video_length'].append(data_info['video_length'])
                 results['video_length'].append(len(frame_inds))
                 results['clip_frame_index'].append(position)
-            return self.pipeline(dict(results))
-        return super().prepare_data(idx)
+            try:
+                return self.pipeline(dict(results))
+            except ValueError as err:
+                self._explain_frame_sizes(data_info, frame_inds, err)
+                raise
+        try:
+            return super().prepare_data(idx)
+        except ValueError as err:
+            data_info = self.get_data_info(
+                idx[0] if isinstance(idx, tuple) else idx)
+            self._explain_frame_sizes(data_info,
+                                      range(len(data_info['images'])), err)
+            raise
+
+    def _explain_frame_sizes(self, data_info: dict, frame_inds: Sequence[int],
+                             err: Exception) -> None:
+        """After a pipeline error, raise :class:`FrameSizeError` naming the
+        frame when the frames of the video differ in size (mmdet's packing
+        only says that arrays of different shapes cannot be stacked)."""
+        frames = [data_info['images'][i] for i in frame_inds]
+        first = None
+        for frame in frames:
+            try:
+                size = read_image_size(frame['img_path'])
+            except OSError:
+                return
+            if first is None:
+                first = (frame, size)
+            elif size != first[1]:
+                raise FrameSizeError(
+                    f'{self.ann_file}: video {data_info["video_id"]} '
+                    f'({data_info.get("video_name")}): frame '
+                    f'{frame["img_path"]} is {size[0]}x{size[1]} (h x w) but '
+                    f'frame {first[0]["img_path"]} is {first[1][0]}x'
+                    f'{first[1][1]}; every frame of a video must have the '
+                    'same size') from err

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import shutil
 import socket
+import sys
 
 import pytest
 import torch
@@ -98,7 +99,8 @@ def test_dist_train_two_processes_on_cpu(quickstart_opts, tmp_path, run_tool):
              'train_cfg.max_iters=3',
              'default_hooks.checkpoint.interval=3'
          ],
-        env=dict(PORT=str(_free_port())))
+        # the interpreter running the tests (a venv need not be activated)
+        env=dict(PORT=str(_free_port()), PYTHON=sys.executable))
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
     markers = sorted(glob.glob(osp.join(work_dir, 'rank_markers', '*.txt')))

@@ -20,6 +20,7 @@ import zipfile
 from mdqe_mm.evaluation.functional import (VISEval, VISFormatError,
                                            load_vis_ground_truth,
                                            load_vis_results)
+from mdqe_mm.utils import atomic_write, check_output_not_input, check_writable
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,13 +45,27 @@ def _read_results(path: str):
                 raise VISFormatError(
                     f'{path}: a submission zip must hold exactly one JSON '
                     f'file, found {names}')
-            return json.loads(zf.read(names[0]))
+            try:
+                return json.loads(zf.read(names[0]))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise VISFormatError(
+                    f'{path}: {names[0]} in the zip is not valid JSON: '
+                    f'{err}') from None
     return path  # read by load_vis_results, which names it in errors
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.time()
+    if args.out:
+        # before the evaluation, which can take minutes
+        try:
+            check_output_not_input(args.out, [args.annotation, args.results],
+                                   'eval_vis.py')
+            check_writable(args.out, 'eval_vis.py')
+        except (ValueError, OSError) as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 2
     try:
         gt = load_vis_ground_truth(args.annotation)
         if not gt.has_annotations:
@@ -64,6 +79,11 @@ def main(argv=None) -> int:
     except (VISFormatError, OSError, json.JSONDecodeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    if not predictions:
+        print(
+            f'warning: {args.results} holds no prediction for the videos of '
+            f'{args.annotation}: every AP below is 0',
+            file=sys.stderr)
     result = VISEval(gt).evaluate(predictions)
     print(result.summary_table())
     print(result.per_category_table())
@@ -71,7 +91,7 @@ def main(argv=None) -> int:
           f'{sum(len(p) for p in predictions.values())} predicted tracks '
           f'in {time.time() - start:.1f} s')
     if args.out:
-        with open(args.out, 'w') as f:
+        with atomic_write(args.out) as f:
             json.dump(result.to_dict(), f, indent=2)
         print(f'metrics written to {args.out}')
     return 0

@@ -12,17 +12,81 @@ and the difficulty knobs.
 """
 import argparse
 import json
+import os
+import os.path as osp
+import shutil
+import sys
+import tempfile
 import time
 
 from mdqe_mm.datasets.synthetic import (generate_synthetic_vis,
                                         occlusion_statistics)
 
+SYNTHETIC_GENERATOR = 'mdqe_mm.datasets.synthetic'
+PARTS = ('train', 'valid', 'annotations')
 
-def parse_args() -> argparse.Namespace:
+
+def foreign_content(out: str) -> list:
+    """Entries of ``out`` that this tool did not write (empty when ``out``
+    is absent, empty, or a synthetic data set made here)."""
+    if not osp.isdir(out):
+        return [out] if osp.exists(out) else []
+    entries = sorted(os.listdir(out))
+    foreign = [e for e in entries if e not in PARTS]
+    for split in ('train', 'valid'):
+        ann = osp.join(out, 'annotations', f'{split}.json')
+        if not osp.exists(ann):
+            continue
+        try:
+            with open(ann) as f:
+                generator = json.load(f).get('info', {}).get('generator')
+        except (OSError, ValueError, AttributeError):
+            generator = None
+        if generator != SYNTHETIC_GENERATOR:
+            foreign.append(ann)
+    if entries and not osp.isdir(osp.join(out, 'annotations')):
+        foreign.extend(osp.join(out, e) for e in entries if e in PARTS)
+    return foreign
+
+
+def generate_in_place(out: str, **kwargs) -> dict:
+    """Generate into a temporary sibling folder, then move each part into
+    ``out`` with a rename: a failed run leaves ``out`` as it was."""
+    parent = osp.dirname(osp.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.synthetic_vis_new_', dir=parent)
+    old = tempfile.mkdtemp(prefix='.synthetic_vis_old_', dir=parent)
+    try:
+        generate_synthetic_vis(tmp, **kwargs)
+        os.makedirs(out, exist_ok=True)
+        # annotations last: their presence marks a complete data set
+        for part in PARTS:
+            target = osp.join(out, part)
+            if osp.exists(target):
+                os.rename(target, osp.join(old, part))
+            os.rename(osp.join(tmp, part), target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return {
+        split: osp.join(out, 'annotations', f'{split}.json')
+        for split in ('train', 'valid')
+    }
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Generate synthetic occluded-object videos in the OVIS '
         '(YouTube-VIS + per-frame occlusion) format.')
-    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument(
+        '--out',
+        required=True,
+        help='output folder; it must be new, empty or a synthetic data set '
+        'made by this tool')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='write into --out even if it holds other files')
     parser.add_argument(
         '--num-videos', type=int, default=36, help='training videos')
     parser.add_argument(
@@ -50,11 +114,17 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help='smaller values give more simultaneous crossings (more severe '
         'and full occlusions)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    foreign = foreign_content(args.out)
+    if foreign and not args.force:
+        shown = ', '.join(foreign[:5])
+        sys.exit(f'make_synthetic_vis.py: --out {args.out} holds files this '
+                 f'tool did not write ({shown}); they could be overwritten. '
+                 'Choose a new folder or pass --force')
     scene = dict()
     if args.num_objects is not None:
         scene['num_objects'] = tuple(args.num_objects)
@@ -63,7 +133,7 @@ def main() -> None:
     if args.crossing_time_spread is not None:
         scene['crossing_time_spread'] = args.crossing_time_spread
     start = time.time()
-    paths = generate_synthetic_vis(
+    paths = generate_in_place(
         args.out,
         num_train_videos=args.num_videos,
         num_valid_videos=args.num_valid_videos,

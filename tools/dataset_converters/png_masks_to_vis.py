@@ -11,7 +11,9 @@ object. Palette ('P'), grey and 16-bit PNGs are read as indices. A frame
 without a PNG, or where an id has no pixels, gets ``null`` for that instance.
 Categories come from ``--meta`` (YouTube-VOS ``meta.json``:
 ``{"videos": {video: {"objects": {"<id>": {"category": name}}}}}``) or, for
-every instance, from ``--default-category``. Example::
+every instance, from ``--default-category``. Every frame must be a readable
+image, all frames of a video of one size, and every mask of its frame's size;
+the video size written is the frames' size. Example::
 
     python tools/dataset_converters/png_masks_to_vis.py data/my_videos \
         --out data/my_videos/annotations/train.json --default-category object
@@ -23,22 +25,30 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Optional
 
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 
+from mdqe_mm.utils import (atomic_write, check_output_not_input,
+                           check_writable, load_json_file, read_image_size)
+
 IMG_EXTS = ('.jpg', '.jpeg', '.png')
 
 
 def read_id_png(path: str) -> np.ndarray:
     """Instance-id map of a PNG, int64 (H, W)."""
-    with Image.open(path) as img:
-        if img.mode in ('RGB', 'RGBA'):
-            raise ValueError(f'{path} is a colour PNG; instance ids must be '
-                             'stored as palette indices or grey values')
-        return np.asarray(img).astype(np.int64)
+    try:
+        with Image.open(path) as img:
+            if img.mode in ('RGB', 'RGBA'):
+                raise ValueError(
+                    f'{path} is a colour PNG; instance ids must be stored as '
+                    'palette indices or grey values')
+            return np.asarray(img).astype(np.int64)
+    except OSError as err:  # includes PIL's UnidentifiedImageError
+        raise ValueError(f'cannot read mask {path}: {err}') from None
 
 
 def convert_png_masks(root: str,
@@ -77,25 +87,38 @@ def convert_png_masks(root: str,
             continue
         video_id = video_index + 1
         per_instance: Dict[int, list] = {}
-        height = width = None
+        # the video size is the frames' size (header reads only); every
+        # frame must be a readable image of that size
+        frame_sizes = []
+        for frame in frames:
+            path = osp.join(img_root, video, frame)
+            try:
+                frame_sizes.append(read_image_size(path))
+            except OSError as err:
+                raise ValueError(f'video {video}: unreadable frame: {err}') \
+                    from None
+            if frame_sizes[-1] != frame_sizes[0]:
+                raise ValueError(
+                    f'video {video}: frame {path} is '
+                    f'{frame_sizes[-1][0]}x{frame_sizes[-1][1]} (h x w) but '
+                    f'{frames[0]} is {frame_sizes[0][0]}x{frame_sizes[0][1]}')
+        height, width = frame_sizes[0]
         for t, frame in enumerate(frames):
             png = osp.join(mask_root, video, osp.splitext(frame)[0] + '.png')
             if not osp.isfile(png):
                 continue
             ids = read_id_png(png)
-            if height is None:
-                height, width = ids.shape
-            elif ids.shape != (height, width):
-                raise ValueError(f'video {video}: {png} is {ids.shape}, '
-                                 f'other frames are {(height, width)}')
+            if ids.shape != (height, width):
+                raise ValueError(
+                    f'video {video}: mask {png} is {ids.shape[0]}x'
+                    f'{ids.shape[1]} (h x w) but its frame '
+                    f'{osp.join(img_root, video, frame)} is '
+                    f'{height}x{width}')
             for inst_id in np.unique(ids):
                 if inst_id == 0 or inst_id == ignore_value:
                     continue
                 per_instance.setdefault(int(inst_id), [None] * len(frames))
                 per_instance[int(inst_id)][t] = ids == inst_id
-        if height is None:
-            with Image.open(osp.join(img_root, video, frames[0])) as img:
-                width, height = img.size
         videos.append(
             dict(
                 id=video_id,
@@ -137,6 +160,15 @@ def convert_png_masks(root: str,
                     segmentations=segms,
                     bboxes=bboxes,
                     areas=areas))
+    if not videos:
+        raise ValueError(f'no video with frames ({", ".join(IMG_EXTS)}) '
+                         f'under {img_root}')
+    if not annotations:
+        raise ValueError(
+            f'no instance in the PNG masks under {mask_root} for the '
+            f'{len(videos)} videos of {img_root} (PNG names must match the '
+            'frame names; pixel values other than 0 and --ignore-value are '
+            'instances)')
     return dict(
         info=dict(description=f'converted from {root}'),
         licenses=[],
@@ -148,7 +180,7 @@ def convert_png_masks(root: str,
         ])
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('root')
     parser.add_argument('--out', required=True, help='output json')
@@ -157,15 +189,25 @@ def main() -> None:
     parser.add_argument('--ignore-value', type=int, default=255)
     parser.add_argument('--image-dir', default='JPEGImages')
     parser.add_argument('--mask-dir', default='Annotations')
-    args = parser.parse_args()
-    meta = None
-    if args.meta:
-        with open(args.meta) as f:
-            meta = json.load(f)
-    data = convert_png_masks(args.root, meta, args.default_category,
-                             args.ignore_value, args.image_dir, args.mask_dir)
+    args = parser.parse_args(argv)
+    try:
+        check_output_not_input(
+            args.out, [args.meta],
+            input_dirs=[
+                osp.join(args.root, args.image_dir),
+                osp.join(args.root, args.mask_dir)
+            ])
+        check_writable(args.out, make_dirs=True)
+        meta = None
+        if args.meta:
+            meta = load_json_file(args.meta, '--meta file')
+        data = convert_png_masks(args.root, meta, args.default_category,
+                                 args.ignore_value, args.image_dir,
+                                 args.mask_dir)
+    except (ValueError, OSError) as err:
+        sys.exit(f'png_masks_to_vis.py: {err}')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
+    with atomic_write(args.out) as f:
         json.dump(data, f)
     print(f'{args.out}: {len(data["videos"])} videos, '
           f'{len(data["annotations"])} instances, '

@@ -17,10 +17,14 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 from collections import defaultdict
 from typing import Dict, Tuple
 
 import numpy as np
+
+from mdqe_mm.utils import (atomic_write, check_output_not_input,
+                           check_writable, load_json_file)
 
 
 def split_vis_train(data: dict,
@@ -44,6 +48,25 @@ def split_vis_train(data: dict,
     if not data.get('annotations'):
         raise ValueError('the file has no annotations to split (an official'
                          ' val/test file?)')
+    if not isinstance(data.get('videos'), list) or not data['videos']:
+        raise ValueError('the file has no "videos" list')
+    categories = data.get('categories')
+    if not isinstance(categories, list) or not categories:
+        raise ValueError('the file has no "categories" list')
+    cat_ids = {c.get('id') for c in categories if isinstance(c, dict)}
+    unknown = sorted(
+        {
+            a.get('category_id')
+            for a in data['annotations'] if a.get('category_id') not in cat_ids
+        },
+        key=str)
+    if unknown:
+        first = next(a for a in data['annotations']
+                     if a.get('category_id') not in cat_ids)
+        raise ValueError(
+            f'annotations use category ids {unknown} that "categories" does '
+            f'not list (first: annotation {first.get("id")} of video '
+            f'{first.get("video_id")}); known ids: {sorted(cat_ids, key=str)}')
     lengths = {
         v['id']: v.get('length', len(v['file_names']))
         for v in data['videos']
@@ -81,27 +104,54 @@ def split_vis_train(data: dict,
         ]
         return out
 
+    if not valid_ids:
+        raise ValueError(
+            f'valid_sub would be empty: none of the {len(lengths)} videos can '
+            'be held out (a category keeps its only video for training); '
+            'split a file with more videos per category')
     train_ids = set(lengths) - valid_ids
     return subset(train_ids), subset(valid_ids)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('train_json', help='official train annotation file')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--ratio', type=float, default=0.1)
     parser.add_argument('--max-frames', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    with open(args.train_json) as f:
-        data = json.load(f)
-    train_sub, valid_sub = split_vis_train(data, args.ratio, args.max_frames,
-                                           args.seed)
-    os.makedirs(args.out_dir, exist_ok=True)
+    args = parser.parse_args(argv)
+    outputs = {
+        name: osp.join(args.out_dir, f'{name}.json')
+        for name in ('train_sub', 'valid_sub')
+    }
+    try:
+        # refused before any work: an output that is the input file
+        check_output_not_input(outputs.values(), [args.train_json])
+        data = load_json_file(args.train_json, 'annotation file')
+        if not isinstance(data, dict):
+            raise ValueError(f'{args.train_json} is not a YouTube-VIS '
+                             'annotation dict')
+        train_sub, valid_sub = split_vis_train(data, args.ratio,
+                                               args.max_frames, args.seed)
+        os.makedirs(args.out_dir, exist_ok=True)
+        for path in outputs.values():
+            check_writable(path)
+    except (ValueError, OSError) as err:
+        message = str(err)
+        if args.train_json not in message:
+            message = f'{args.train_json}: {message}'
+        sys.exit(f'split_vis_train.py: {message}')
+    # both files are complete in memory; each replaces the old one in one
+    # rename, so a failure leaves the earlier outputs as they were
+    texts = {
+        name: json.dumps(part)
+        for name, part in (('train_sub', train_sub), ('valid_sub', valid_sub))
+    }
     for name, part in (('train_sub', train_sub), ('valid_sub', valid_sub)):
-        path = osp.join(args.out_dir, f'{name}.json')
-        with open(path, 'w') as f:
-            json.dump(part, f)
+        path = outputs[name]
+        with atomic_write(path) as f:
+            f.write(texts[name])
         print(f'{path}: {len(part["videos"])} videos, '
               f'{len(part["annotations"])} instances')
     names = {c['id']: c['name'] for c in data['categories']}

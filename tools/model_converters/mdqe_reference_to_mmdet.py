@@ -18,10 +18,11 @@ be equal and are written once. The grid-distance buffers (the criterion's
 and the decoder's) are dropped: mdqe_mm rebuilds them. A key the
 converter does not know stops it, so no weight is silently lost.
 
-Only the ResNet backbone is supported (the Swin-L checkpoints use another
-backbone layout). The converted model keeps the class count of the
-checkpoint: OVIS checkpoints need a config with 25 classes, YouTube-VIS ones
-40, COCO ones 80.
+ResNet and SwinV2 (the Swin-L checkpoints) backbones are converted; SwinV2
+keys go to mmpretrain's ``SwinTransformerV2`` (configs/mdqe/mdqe_swinl_*),
+with the patch-merging weights reordered for its unfold. The converted
+model keeps the class count of the checkpoint: OVIS checkpoints need a
+config with 25 classes, YouTube-VIS ones 40, COCO ones 80.
 """
 import argparse
 import os.path as osp
@@ -172,6 +173,56 @@ def _rename_by_prefix(name: str, table: Dict[str, str], prefix: str,
     raise ConversionError(f'unknown key {where}.{name}')
 
 
+# reference SwinV2 block submodule -> mmpretrain SwinBlockV2 submodule
+SWINV2_BLOCK_NAMES = {
+    'attn': 'attn.w_msa',
+    'norm1': 'norm1',
+    'norm2': 'norm2',
+    'mlp.fc1': 'ffn.layers.0.0',
+    'mlp.fc2': 'ffn.layers.1',
+}
+SWINV2_REDUCTION = re.compile(r'backbone\.stages\.\d+\.downsample\.'
+                              r'reduction\.weight')
+
+
+def _rename_swinv2_backbone(name: str) -> str:
+    """Reference SwinV2 key (after the prefix) -> mmpretrain key. The
+    reference merges patches at the end of stage i, mmpretrain at the start
+    of stage i + 1."""
+    match = re.fullmatch(r'patch_embed\.(proj|norm)\.(\w+)', name)
+    if match:
+        part = 'projection' if match.group(1) == 'proj' else 'norm'
+        return f'backbone.patch_embed.{part}.{match.group(2)}'
+    match = re.fullmatch(r'norm([0-3])\.(\w+)', name)
+    if match:
+        return f'backbone.{name}'
+    match = re.fullmatch(r'layers\.(\d+)\.downsample\.(.+)', name)
+    if match:
+        return (f'backbone.stages.{int(match.group(1)) + 1}.downsample.'
+                f'{match.group(2)}')
+    match = re.fullmatch(r'layers\.(\d+)\.blocks\.(\d+)\.(.+)', name)
+    if match:
+        stage, block, rest = match.groups()
+        for module in sorted(SWINV2_BLOCK_NAMES, key=len, reverse=True):
+            if rest.startswith(module + '.'):
+                return (f'backbone.stages.{stage}.blocks.{block}.'
+                        f'{SWINV2_BLOCK_NAMES[module]}.'
+                        f'{rest[len(module) + 1:]}')
+    raise ConversionError(f'unknown SwinV2 backbone key '
+                          f'{BACKBONE_PREFIX}{name}')
+
+
+def swinv2_unfold_order(weight: torch.Tensor) -> torch.Tensor:
+    """Patch-merging reduction weight (2C, 4C) from the reference's input
+    order (x0, x1, x2, x3) = pixels (0,0), (1,0), (0,1), (1,1), each C
+    channels, to mmpretrain's ``nn.Unfold`` order (channel-major, then the
+    pixel (row, col) row-major)."""
+    out_channels, in_channels = weight.shape
+    weight = weight.reshape(out_channels, 4, in_channels // 4)
+    return weight[:, [0, 2, 1, 3], :].transpose(1, 2).reshape(
+        out_channels, in_channels)
+
+
 def rename_reference_key(key: str, num_backbone_levels: int = 3) -> str:
     """The mdqe_mm name of one reference key; '' for a key that is dropped.
 
@@ -181,7 +232,10 @@ def rename_reference_key(key: str, num_backbone_levels: int = 3) -> str:
     if key.startswith(DROPPED_PREFIXES):
         return ''
     if key.startswith(BACKBONE_PREFIX):
-        return _rename_backbone(key[len(BACKBONE_PREFIX):])
+        name = key[len(BACKBONE_PREFIX):]
+        if name.startswith(('patch_embed.', 'layers.', 'norm')):
+            return _rename_swinv2_backbone(name)
+        return _rename_backbone(name)
     rules: List[Tuple[str, Callable[[str], str]]] = [
         ('detr.input_proj.',
          lambda n: _rename_input_proj(n, num_backbone_levels)),
@@ -265,22 +319,84 @@ def convert_reference_state_dict(
             f'{len(unknown)} reference keys could not be placed:\n  '
             f'{shown}{more}')
     for key in list(converted):
+        if SWINV2_REDUCTION.fullmatch(key):
+            converted[key] = swinv2_unfold_order(converted[key])
         if key.startswith('backbone.') and key.endswith('.running_var'):
             tracked = key[:-len('running_var')] + 'num_batches_tracked'
             converted[tracked] = torch.tensor(0, dtype=torch.long)
     return converted
 
 
+# modules every converted MDQE must have (prefixes of mdqe_mm keys)
+REQUIRED_PREFIXES = (
+    'backbone.', 'neck.convs.', 'level_embed', 'encoder.layers.',
+    'encoder.norm.', 'query_selection.rpn_cls_embed.',
+    'query_selection.track_embed.', 'track_head.decoder.layers.',
+    'track_head.decoder.norm.', 'track_head.decoder.point2pos_proj.',
+    'track_head.bbox_embed.', 'track_head.cls_embed.',
+    'track_head.mask_embed.') + tuple(
+        f'track_head.mask_proto.{name}.'
+        for name in sorted(set(MASK_HEAD_NAMES.values())))
+# layer lists whose layers must all hold the same parameters
+LAYER_LISTS = ('encoder.layers.', 'track_head.decoder.layers.')
+
+
+def missing_model_parts(converted: Dict[str, torch.Tensor]) -> List[str]:
+    """Parts of the MDQE model that a converted state dict lacks.
+
+    Checks the modules of :data:`REQUIRED_PREFIXES`, that the layers of the
+    encoder and the decoder are numbered 0..N-1 without gaps, and that each
+    of those layers holds every parameter that any layer of its list holds.
+
+    Returns:
+        list[str]: One line per missing part (empty when complete).
+    """
+    missing = [
+        prefix.rstrip('.') for prefix in REQUIRED_PREFIXES
+        if not any(k == prefix or k.startswith(prefix) for k in converted)
+    ]
+    for prefix in LAYER_LISTS:
+        layers: Dict[int, set] = {}
+        for key in converted:
+            match = re.match(re.escape(prefix) + r'(\d+)\.(.+)', key)
+            if match:
+                layers.setdefault(int(match.group(1)),
+                                  set()).add(match.group(2))
+        if not layers:
+            continue
+        everything = set().union(*layers.values())
+        for index in range(max(layers) + 1):
+            lacking = sorted(everything - layers.get(index, set()))
+            if lacking:
+                more = len(lacking) - 4
+                shown = ', '.join(lacking[:4])
+                if more > 0:
+                    shown += f', ... ({more} more)'
+                missing.append(f'{prefix}{index}: {shown}')
+    return missing
+
+
 def load_reference_checkpoint(path: str) -> Dict[str, torch.Tensor]:
     """The model state dict inside a reference checkpoint file."""
-    if path.endswith('.pkl'):
-        import pickle
-        with open(path, 'rb') as f:
-            checkpoint = pickle.load(f, encoding='latin1')
-    else:
-        # reference checkpoints also hold iteration counters and, for some,
-        # optimizer state; they are not tensors-only pickles
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    from mdqe_mm.utils import describe_checkpoint_file
+    what_it_is = describe_checkpoint_file(path)
+    if what_it_is is not None:
+        raise ConversionError(
+            f'{path} is not a checkpoint: it seems to be {what_it_is}')
+    try:
+        if path.endswith('.pkl'):
+            import pickle
+            with open(path, 'rb') as f:
+                checkpoint = pickle.load(f, encoding='latin1')
+        else:
+            # reference checkpoints also hold iteration counters and, for
+            # some, optimizer state; they are not tensors-only pickles
+            checkpoint = torch.load(
+                path, map_location='cpu', weights_only=False)
+    except Exception as err:  # unpickling raises many types
+        raise ConversionError(
+            f'{path}: cannot read the checkpoint ({type(err).__name__}: '
+            f'{err})') from None
     if isinstance(checkpoint, dict) and 'model' in checkpoint:
         checkpoint = checkpoint['model']
     if not isinstance(checkpoint, dict) or not checkpoint or not all(
@@ -299,6 +415,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('src', help='reference checkpoint (.pth or .pkl)')
     parser.add_argument('dst', help='converted checkpoint to write (.pth)')
     parser.add_argument(
+        '--allow-missing',
+        action='store_true',
+        help='write the checkpoint even if parts of the model (e.g. the '
+        'decoder) are missing from the reference checkpoint')
+    parser.add_argument(
         '--num-backbone-levels',
         type=int,
         default=3,
@@ -309,22 +430,41 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mdqe_mm.utils import (atomic_write, check_output_not_input,
+                               check_writable)
     if not osp.isfile(args.src):
         sys.exit(f'mdqe_reference_to_mmdet.py: no such file: {args.src}')
+    dst_dir = osp.dirname(osp.abspath(args.dst))
+    if not osp.isdir(dst_dir):
+        sys.exit(f'mdqe_reference_to_mmdet.py: output directory does not '
+                 f'exist: {dst_dir}')
+    try:
+        check_output_not_input(args.dst, args.src,
+                               'mdqe_reference_to_mmdet.py')
+        check_writable(args.dst, 'mdqe_reference_to_mmdet.py')
+    except (ValueError, OSError) as error:
+        sys.exit(str(error))
     try:
         reference = load_reference_checkpoint(args.src)
         converted = convert_reference_state_dict(reference,
                                                  args.num_backbone_levels)
     except ConversionError as error:
         sys.exit(f'mdqe_reference_to_mmdet.py: {error}')
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    if not osp.isdir(dst_dir):
-        sys.exit(f'mdqe_reference_to_mmdet.py: output directory does not '
-                 f'exist: {dst_dir}')
-    torch.save(
-        dict(
-            state_dict=converted,
-            meta=dict(converted_from=osp.basename(args.src))), args.dst)
+    missing = missing_model_parts(converted)
+    if missing:
+        listed = '\n  '.join(missing[:20])
+        if not args.allow_missing:
+            sys.exit(f'mdqe_reference_to_mmdet.py: {args.src} lacks '
+                     f'{len(missing)} parts of the MDQE model:\n  {listed}'
+                     '\nNothing was written; pass --allow-missing to write '
+                     'the partial checkpoint anyway')
+        print(f'warning: {args.src} lacks {len(missing)} parts of the MDQE '
+              f'model (written anyway, --allow-missing):\n  {listed}')
+    with atomic_write(args.dst, 'wb') as f:
+        torch.save(
+            dict(
+                state_dict=converted,
+                meta=dict(converted_from=osp.basename(args.src))), f)
     num_params = sum(v.numel() for k, v in converted.items()
                      if v.is_floating_point())
     print(f'{len(reference)} reference keys -> {len(converted)} keys '

@@ -14,6 +14,8 @@ written in chunks of 5 bits, least significant first, each chunk stored as
 bit ``0x10`` of the last chunk is the sign. From the fourth run on, the value
 stored is the difference to the run two places earlier.
 """
+import math
+import numbers
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -238,6 +240,17 @@ def normalize_rle(segmentation: Union[dict, list], height: int,
             raise VISFormatError(
                 'a polygon segmentation must be a list of [x1, y1, x2, y2, '
                 '...] coordinate lists')
+        for index, polygon in enumerate(segmentation):
+            # pycocotools reads a 4-number list as a box, and an odd count
+            # silently drops the last number
+            if len(polygon) % 2 or len(polygon) < 6:
+                raise VISFormatError(
+                    f'polygon {index} has {len(polygon)} numbers; a polygon '
+                    'needs an even count of at least 6 (3 or more x, y '
+                    'points)')
+            if not all(math.isfinite(v) for v in polygon):
+                raise VISFormatError(
+                    f'polygon {index} holds a NaN or infinite coordinate')
         try:
             # same rasterisation as the official API's annToRLE
             rles = mask_utils.frPyObjects(
@@ -252,8 +265,13 @@ def normalize_rle(segmentation: Union[dict, list], height: int,
     if 'counts' not in segmentation or 'size' not in segmentation:
         raise VISFormatError('an RLE needs both "size" and "counts"')
     size = segmentation['size']
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or [int(s) for s in size] != [height, width]):
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool)
+            for s in size)):
+        raise VISFormatError(
+            f'RLE "size" must be [height, width] as two integers, got '
+            f'{size!r}')
+    if [int(s) for s in size] != [height, width]:
         raise VISFormatError(f'mask size {size} differs from the video size '
                              f'[{height}, {width}]')
     counts = segmentation['counts']

@@ -109,10 +109,31 @@ def _is_int(value) -> bool:
 
 
 def _load_json(source: Union[str, dict, list]) -> Union[dict, list]:
+    """The parsed JSON of a file path (errors name the file), or
+    ``source`` itself when it is already parsed."""
     if isinstance(source, str):
-        with open(source, 'r') as f:
-            return json.load(f)
+        with open(source, 'rb') as f:
+            raw = f.read()
+        if not raw.strip():
+            raise VISFormatError(f'{source}: the file is empty (expected '
+                                 'JSON)')
+        try:
+            return json.loads(raw)
+        except UnicodeDecodeError:
+            raise VISFormatError(
+                f'{source}: not a JSON text file (undecodable bytes)') \
+                from None
+        except json.JSONDecodeError as err:
+            raise VISFormatError(
+                f'{source}: not valid JSON: {err.msg} at line {err.lineno}, '
+                f'column {err.colno}') from None
     return source
+
+
+def _is_int_size(size) -> bool:
+    """Whether an RLE ``size`` is ``[height, width]`` of two integers."""
+    return (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(_is_int(s) for s in size))
 
 
 def _parse_videos(raw: dict, where: str) -> Dict[int, VISVideo]:
@@ -206,14 +227,22 @@ def _frame_masks(video: VISVideo, segmentation_lists: List[list],
         counts = [r['counts'] for r in rles]
         sizes = [r['size'] for r in rles]
     try:
-        size_array = np.asarray(sizes, dtype=np.int64).reshape(len(rles), 2)
+        # integer sizes only: numpy would also parse '60' or 60.5
+        size_array = np.asarray(sizes)
+        if size_array.dtype.kind not in 'iu' or size_array.shape != (len(
+                rles), 2):
+            size_array = None
     except (TypeError, ValueError):
         size_array = None
-    if size_array is None or (size_array != (height, width)).any():
+    if rles and (size_array is None or
+                 (size_array != (height, width)).any()):
         for k, rle in enumerate(rles):
             size = rle['size']
-            if not (isinstance(size, (list, tuple)) and len(size) == 2
-                    and list(size) == [height, width]):
+            if not _is_int_size(size):
+                fail(
+                    k, f'RLE "size" must be [height, width] as two integers,'
+                    f' got {size!r}')
+            if list(size) != [height, width]:
                 fail(
                     k, f'mask size {size} differs from the video size '
                     f'[{height}, {width}]')

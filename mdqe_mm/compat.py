@@ -4,11 +4,15 @@
 Every shim here is idempotent, patches nothing on disk, and names the upstream
 problem it works around. They are applied once, when ``mdqe_mm`` is imported.
 """
+import importlib
+import os.path as osp
+from typing import Optional
+
 import torch
 
 __all__ = [
     'apply_compat_patches', 'torch_load_trusted',
-    'adapt_cfg_for_cpu_distributed'
+    'adapt_cfg_for_cpu_distributed', 'patch_mmengine_package_utils'
 ]
 
 _APPLIED = False
@@ -96,6 +100,121 @@ def _patch_mmengine_cpu_distributed() -> None:
     mm_dist_utils._mdqe_mm_patched = True
 
 
+def _distribution_or_none(package: str):
+    """``importlib.metadata.distribution(package)`` or None."""
+    from importlib import metadata
+    try:
+        return metadata.distribution(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _top_level_module(dist) -> Optional[str]:
+    """The first top-level module a distribution installs, if it says."""
+    top_level = dist.read_text('top_level.txt')
+    if top_level and top_level.split():
+        return top_level.split()[0]
+    return None
+
+
+def _is_installed(package: str) -> bool:
+    """``mmengine.utils.is_installed`` without ``pkg_resources``."""
+    import importlib.util
+    if _distribution_or_none(package) is not None:
+        return True
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.origin is not None
+
+
+def _get_installed_path(package: str) -> str:
+    """``mmengine.utils.get_installed_path`` without ``pkg_resources``.
+
+    Like the original, it prefers the import location of the module (which
+    also covers editable and ``PYTHONPATH`` installs) and falls back to the
+    distribution's files.
+    """
+    import importlib.util
+    dist = _distribution_or_none(package)
+    module = package
+    if dist is not None and importlib.util.find_spec(package) is None:
+        module = _top_level_module(dist) or package
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin is not None:
+        return osp.dirname(spec.origin)
+    if spec is not None:
+        raise RuntimeError(f'{package} is a namespace package, which is '
+                           'invalid for `get_install_path`')
+    if dist is None:
+        raise ModuleNotFoundError(f'package {package!r} is not installed')
+    return osp.join(str(dist.locate_file('')), module)
+
+
+def _package2module(package: str) -> str:
+    """``mmengine.utils.package2module`` without ``pkg_resources``."""
+    dist = _distribution_or_none(package)
+    module = _top_level_module(dist) if dist is not None else None
+    if module is None:
+        raise ValueError(f'can not infer the module name of {package}')
+    return module
+
+
+def _pkg_resources_missing() -> bool:
+    """Whether ``import pkg_resources`` would fail, without importing it
+    (the import is slow and warns on setuptools >= 81)."""
+    import importlib.util
+    import sys
+    if 'pkg_resources' in sys.modules:
+        return sys.modules['pkg_resources'] is None
+    try:
+        return importlib.util.find_spec('pkg_resources') is None
+    except (ImportError, ValueError):
+        return True
+
+
+def patch_mmengine_package_utils(force: bool = False) -> bool:
+    """Let mmengine find installed packages without ``pkg_resources``.
+
+    mmengine 0.10.7 resolves ``mmdet::`` config bases and ``mim``-style
+    package paths with ``pkg_resources`` (``utils/package_utils.py``), which
+    setuptools 82 removed. Where ``pkg_resources`` cannot be imported (or
+    with ``force=True``), ``is_installed``, ``get_installed_path`` and
+    ``package2module`` are replaced, in ``mmengine.utils`` and in every
+    mmengine module that imported them by name, with equivalents built on
+    ``importlib.metadata``. The runtime requirement ``setuptools<82`` keeps
+    ``pkg_resources`` available for processes that never import mdqe_mm
+    (e.g. mmdet's own tools); this shim covers a setuptools upgraded later.
+
+    Args:
+        force (bool): Patch even when ``pkg_resources`` imports.
+
+    Returns:
+        bool: Whether the functions were replaced (now or earlier).
+    """
+    from mmengine import utils as mm_utils
+    from mmengine.utils import package_utils
+    if getattr(package_utils, '_mdqe_mm_patched', False):
+        return True
+    if not force and not _pkg_resources_missing():
+        return False
+    replacements = dict(
+        is_installed=_is_installed,
+        get_installed_path=_get_installed_path,
+        package2module=_package2module)
+    modules = [package_utils, mm_utils]
+    for name in ('mmengine.config.config', 'mmengine.config.utils',
+                 'mmengine.hub.hub'):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:  # pragma: no cover - other mmengine layouts
+            pass
+    for module in modules:
+        for attr, func in replacements.items():
+            if hasattr(module, attr):
+                setattr(module, attr, func)
+    package_utils._mdqe_mm_patched = True
+    return True
+
+
 def adapt_cfg_for_cpu_distributed(cfg) -> None:
     """Make a distributed config runnable on CPU (gloo) when CUDA is absent.
 
@@ -128,6 +247,7 @@ def apply_compat_patches() -> None:
     if _needs_weights_only_patch():
         _patch_mmengine_torch_load()
     _patch_mmengine_cpu_distributed()
+    patch_mmengine_package_utils()
     _APPLIED = True
 
 

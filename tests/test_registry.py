@@ -17,10 +17,21 @@ COMPONENTS = [
     ('MODELS', 'MDQEMSDeformAttn'),
     ('MODELS', 'InterInstanceMaskRepulsionLoss'),
     ('MODELS', 'ClipTracker'),
+    ('MODELS', 'RepulsionMask2FormerHead'),
+    ('MODELS', 'RepulsionMask2FormerTrackHead'),
+    ('MODELS', 'GridQueryMask2FormerTrackHead'),
+    ('MODELS', 'GridQueryDINO'),
+    ('MODELS', 'NearOnlineMask2FormerVideo'),
+    ('MODELS', 'OverlapGIoULoss'),
     ('TASK_UTILS', 'DynamicKVideoAssigner'),
     ('TASK_UTILS', 'ClipPeakAssigner'),
     ('DATASETS', 'VISDataset'),
+    ('DATASETS', 'SyntheticCocoDataset'),
     ('METRICS', 'VISMetric'),
+    ('VISUALIZERS', 'VISLocalVisualizer'),
+    ('HOOKS', 'VISVisualizationHook'),
+    ('HOOKS', 'TemporalInflationHook'),
+    ('HOOKS', 'CheckpointLoadCheckHook'),
 ]
 
 

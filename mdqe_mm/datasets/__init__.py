@@ -3,6 +3,7 @@ from .samplers import *  # noqa: F401,F403
 from .synthetic import (OCCLUSION_THRESHOLDS, SyntheticObject,
                         ensure_synthetic_vis, generate_synthetic_vis,
                         occlusion_label)
+from .synthetic_coco_dataset import SyntheticCocoDataset, vis_frames_to_coco
 from .synthetic_vis_dataset import SyntheticVISDataset
 from .transforms import *  # noqa: F401,F403
 from .vis_classes import (COCO_TO_OVIS, COCO_TO_YOUTUBE_VIS_2019,
@@ -12,7 +13,8 @@ from .vis_classes import (COCO_TO_OVIS, COCO_TO_YOUTUBE_VIS_2019,
 from .vis_dataset import VISDataset
 
 __all__ = [
-    'VISDataset', 'SyntheticVISDataset', 'RatioMixSampler', 'ClipFrameSample',
+    'VISDataset', 'SyntheticVISDataset', 'SyntheticCocoDataset',
+    'vis_frames_to_coco', 'RatioMixSampler', 'ClipFrameSample',
     'ClipDriftCrop', 'ClipMonotoneRotate', 'ImageToPseudoVideo',
     'FilterEmptyClip', 'SyntheticObject', 'generate_synthetic_vis',
     'ensure_synthetic_vis', 'occlusion_label', 'OCCLUSION_THRESHOLDS',

@@ -1,4 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import os.path as osp
+
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -57,3 +59,56 @@ def test_patches_are_idempotent():
     compat._APPLIED = False
     compat.apply_compat_patches()
     assert mm_ckpt.torch is before
+
+
+def test_mmdet_bases_load_without_pkg_resources(tmp_path):
+    """setuptools >= 82 has no pkg_resources; ``mmdet::`` bases still load.
+
+    A subprocess hides ``pkg_resources`` (as setuptools 82 does) before
+    anything imports it, so the shim's import-time patch is what is tested.
+    """
+    import subprocess
+    import sys
+    import textwrap
+    cfg_path = tmp_path / 'stock_base.py'
+    cfg_path.write_text("_base_ = 'mmdet::mask2former_vis/"
+                        "mask2former_r50_8xb2-8e_youtubevis2021.py'\n")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules['pkg_resources'] = None
+        try:
+            from mmengine.utils import get_installed_path
+            get_installed_path('mmdet')
+        except ImportError:
+            print('unpatched-fails')
+        import mdqe_mm  # noqa: F401
+        from mmengine.config import Config
+        from mmengine.utils import get_installed_path, is_installed
+        cfg = Config.fromfile({str(cfg_path)!r})
+        print(cfg.model.type, is_installed('mmdet'),
+              is_installed('no_such_package_xyz'))
+        print(get_installed_path('mmdet'))
+        """)
+    out = subprocess.run([sys.executable, '-c', script],
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split('\n')
+    assert lines[0] == 'unpatched-fails'
+    assert lines[1] == 'Mask2FormerVideo True False'
+    import mmdet
+    assert osp.samefile(lines[2], osp.dirname(mmdet.__file__))
+
+
+def test_package_utils_equivalents_match_pkg_resources():
+    """The importlib.metadata versions agree with mmengine's originals."""
+    from mmengine.utils import package_utils
+    for package in ('mmdet', 'mmengine', 'mmcv', 'mdqe_mm'):
+        assert compat._is_installed(package) is package_utils.is_installed(
+            package)
+        assert osp.samefile(
+            compat._get_installed_path(package),
+            package_utils.get_installed_path(package))
+    assert not compat._is_installed('no_such_package_xyz')
+    assert compat._package2module('opencv-python') == 'cv2'

@@ -21,6 +21,7 @@ from ..functional import (VISFormatError, VISGroundTruth, evaluate_vis,
 _KNOWN_ITEMS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APso', 'APmo',
                 'APho', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl', 'ARso',
                 'ARmo', 'ARho')
+_DUPLICATE_ID_RULES = ('error', 'keep_highest', 'keep_last')
 
 
 @METRICS.register_module()
@@ -64,6 +65,13 @@ class VISMetric(BaseVideoMetric):
         prefix (str, optional): Prefix of the metric names. Defaults to
             'vis'.
         backend_args (dict, optional): File backend of ``ann_file``.
+        duplicate_ids (str): What to do when one frame has two predictions
+            with the same ``instances_id``, which frame-by-frame trackers
+            (e.g. mmdet's MaskTrackRCNN) can produce: ``'error'`` raises,
+            ``'keep_highest'`` keeps the higher-scored one, ``'keep_last'``
+            keeps the last one, as mmdet's ``YouTubeVISMetric`` does.
+            Defaults to ``'error'``: a tracker that should give unique ids
+            does not get scored silently.
     """
     default_prefix: Optional[str] = 'vis'
 
@@ -75,8 +83,13 @@ class VISMetric(BaseVideoMetric):
                  classwise: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 duplicate_ids: str = 'error') -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if duplicate_ids not in _DUPLICATE_ID_RULES:
+            raise ValueError(f'duplicate_ids must be one of '
+                             f'{_DUPLICATE_ID_RULES}, got {duplicate_ids!r}')
+        self.duplicate_ids = duplicate_ids
         if not isinstance(ann_file, str) or not ann_file:
             raise ValueError('VISMetric needs ann_file, the YouTube-VIS / '
                              'OVIS annotation JSON of the evaluated split')
@@ -215,11 +228,32 @@ class VISMetric(BaseVideoMetric):
                                                    record['labels'],
                                                    record['masks']):
                     track = tracks.setdefault(
-                        int(inst), dict(scores=[], labels=[], segs=dict()))
+                        int(inst),
+                        dict(
+                            frames=[],
+                            frame_scores=dict(),
+                            scores=[],
+                            labels=[],
+                            segs=dict()))
                     if frame_id in track['segs']:
-                        raise VISFormatError(
-                            f'video_id {video_id}, frame {frame_id}: '
-                            f'instances_id {inst} appears twice')
+                        if self.duplicate_ids == 'error':
+                            raise VISFormatError(
+                                f'video_id {video_id}, frame {frame_id}: '
+                                f'instances_id {inst} appears twice; set '
+                                "VISMetric(duplicate_ids='keep_highest') "
+                                "(or 'keep_last', as mmdet's "
+                                'YouTubeVISMetric) to keep one of them')
+                        if (self.duplicate_ids == 'keep_highest' and
+                                float(score) <= track['frame_scores'][
+                                    frame_id]):
+                            continue
+                        # replace this frame's earlier detection
+                        index = track['frames'].index(frame_id)
+                        del track['frames'][index]
+                        del track['scores'][index]
+                        del track['labels'][index]
+                    track['frames'].append(frame_id)
+                    track['frame_scores'][frame_id] = float(score)
                     track['scores'].append(float(score))
                     track['labels'].append(int(label))
                     track['segs'][frame_id] = rle

@@ -18,6 +18,12 @@ from ..layers import GELUMLP, MDQEMSDeformAttn
 class MDQEHead(BaseModule):
     """MDQE decoder, prediction heads and clip-level losses.
 
+    MDQE-internal: it is MDQE's whole two-stream decoder and takes the
+    grid-selected, associated queries of :class:`GridQuerySelection`, so it
+    is not a DETR ``bbox_head``. To use MDQE's ideas in mmdet's DETRs or
+    Mask2Former, see ``GridQueryDINO``, ``GridQueryMask2FormerTrackHead``
+    and the ``Repulsion*Head`` classes (configs/mixing/).
+
     Part of `MDQE: Mining Discriminative Query Embeddings to Segment Occluded
     Instances on Challenging Videos <https://arxiv.org/abs/2303.14395>`_.
 

@@ -38,6 +38,11 @@ def select_uncertain_pixels(probs: Tensor, onehot_targets: Tensor,
 class DistanceWeightedFocalLoss(nn.Module):
     """Focal loss of the semantic score map with centre-distance weights.
 
+    Part of MDQE's query initialisation: :class:`GridQuerySelection` calls
+    it with its semantic map and the targets of :class:`ClipPeakAssigner`;
+    any model that hosts the selection (``GridQueryDINO``,
+    ``GridQueryMask2FormerTrackHead``) gets it that way.
+
     For every pixel/class: ``ℓ = BCE(x, y)·p_t^γ·γ_t^δ`` with
     ``p_t = (1−p)y + p(1−y)`` and ``γ_t = dist·y + (1−dist)(1−y)``, i.e.
     weight 1 on negatives and ``dist^δ`` on positives (``γ = δ = 2`` in the

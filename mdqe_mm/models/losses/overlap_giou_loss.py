@@ -91,7 +91,9 @@ class OverlapGIoULoss(nn.Module):
         Args:
             pred (Tensor): Predicted xyxy boxes, shape (N, 4).
             target (Tensor): Target xyxy boxes, shape (N, 4).
-            weight (Tensor, optional): Per-box weight, shape (N,).
+            weight (Tensor, optional): Per-box weight, shape (N,), or
+                mmdet's per-coordinate box weights, shape (N, 4), which
+                are averaged over the 4 coordinates as ``GIoULoss`` does.
             avg_factor (float, optional): Divisor of the summed loss.
             reduction_override (str, optional): Overrides ``reduction``.
 
@@ -101,7 +103,21 @@ class OverlapGIoULoss(nn.Module):
         if pred.shape != target.shape or pred.shape[-1:] != (4, ):
             raise ValueError(f'pred and target must both be (N, 4), got '
                              f'{tuple(pred.shape)} and {tuple(target.shape)}')
+        if reduction_override not in (None, 'none', 'mean', 'sum'):
+            raise ValueError('reduction_override must be None, none, mean '
+                             f'or sum, got {reduction_override!r}')
         reduction = reduction_override or self.reduction
+        if weight is not None:
+            if weight.shape == pred.shape:
+                # mmdet's DETR heads pass (N, 4) bbox weights. All-zero
+                # weights need no early exit (GIoULoss has one): the
+                # clamped areas keep every term finite, so the weighted sum
+                # is an exact 0 in the graph, without a host sync.
+                weight = weight.mean(-1)
+            elif weight.shape != pred.shape[:1]:
+                raise ValueError(
+                    f'weight must have shape ({pred.shape[0]},) or '
+                    f'{tuple(pred.shape)}, got {tuple(weight.shape)}')
         return self.loss_weight * overlap_giou_loss(
             pred,
             target,

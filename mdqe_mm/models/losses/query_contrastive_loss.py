@@ -46,6 +46,10 @@ def contrastive_candidate_area(anchor_frame: int, anchor_query: int,
 class QueryContrastiveLoss(nn.Module):
     """Contrastive + auxiliary cosine loss on per-frame query embeddings.
 
+    Part of MDQE's query initialisation, called by
+    :class:`GridQuerySelection` with its (clip, frame, query) embeddings and
+    grid-cell instance ids, in whatever model hosts the selection.
+
     For every GT instance of a clip the anchor ``a`` is its first query in
     (frame, query) order. Candidates are the queries inside a spatio-temporal
     grid window around the anchor (:func:`contrastive_candidate_area`, with

@@ -7,19 +7,28 @@ every pair ``i`` the union ``U_i`` of the binarised target masks of all
 *nearby* pairs (itself included) is built; pixels of ``U_i`` get weight 2 in
 a weighted BCE, and the pixels of ``U_i`` that are not part of the own target
 are pushed to background by a "repulsion" dice term.
+
+One implementation serves two forms. The dense form (MDQE) takes every
+stride-4 pixel of the clip masks. The point form (mmdet's Mask2Former-style
+heads) takes N points per mask: the same points are sampled from the
+prediction, the target and the union ``U_i``, and the same formulas are
+evaluated over them (:func:`sample_repulsion_points`). With every pixel
+centre as a point the two forms are equal.
 """
 from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.ops import point_sample
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
 __all__ = [
     'InterInstanceMaskRepulsionLoss', 'nearby_instance_matrix',
-    'nearby_instance_union', 'weighted_bce_loss', 'repulsion_dice_loss'
+    'nearby_instance_union', 'weighted_bce_loss', 'repulsion_dice_loss',
+    'masks_to_normalised_boxes', 'sample_repulsion_points'
 ]
 
 
@@ -118,17 +127,112 @@ def nearby_instance_union(mask_targets: Tensor,
     return (counts > 0).float().view_as(mask_targets)
 
 
+@torch.no_grad()
+def masks_to_normalised_boxes(masks: Tensor, thr: float = 0.5) -> Tensor:
+    """Tight boxes of binarised masks, normalised by the mask size.
+
+    For heads whose targets carry masks but no per-frame boxes (mmdet's
+    Mask2Former heads): gives the ``target_boxes`` of
+    :func:`nearby_instance_matrix`. A box spans the covered pixels,
+    ``(x0 / W, y0 / H, (x1 + 1) / W, (y1 + 1) / H)``.
+
+    Args:
+        masks (Tensor): shape (P, T, H, W), soft or binary.
+        thr (float): Binarisation threshold (strictly greater).
+
+    Returns:
+        Tensor: xyxy in [0, 1], shape (P, T, 4), zeros where a frame's mask
+        is empty (absent).
+    """
+    if masks.dim() != 4:
+        raise ValueError('masks must have shape (P, T, H, W), got '
+                         f'{tuple(masks.shape)}')
+    height, width = masks.shape[-2:]
+    binary = masks > thr
+    cols = binary.any(dim=-2)  # (P, T, W)
+    rows = binary.any(dim=-1)  # (P, T, H)
+    col_idx = torch.arange(width, device=masks.device, dtype=torch.float32)
+    row_idx = torch.arange(height, device=masks.device, dtype=torch.float32)
+    big = float(max(height, width))
+    x0 = torch.where(cols, col_idx, big).amin(dim=-1)
+    x1 = torch.where(cols, col_idx, -1.).amax(dim=-1) + 1
+    y0 = torch.where(rows, row_idx, big).amin(dim=-1)
+    y1 = torch.where(rows, row_idx, -1.).amax(dim=-1) + 1
+    boxes = torch.stack([x0 / width, y0 / height, x1 / width, y1 / height],
+                        dim=-1)
+    present = cols.any(dim=-1, keepdim=True)
+    return torch.where(present, boxes, torch.zeros_like(boxes))
+
+
+def sample_repulsion_points(mask_logits: Tensor,
+                            mask_targets: Tensor,
+                            nearby: Tensor,
+                            point_coords: Tensor,
+                            mask_thr: float = 0.5) -> Dict[str, Tensor]:
+    """Point-sample prediction, target and nearby union at the same points.
+
+    The point form of the repulsion loss (used by
+    ``RepulsionMask2FormerHead`` and ``RepulsionMask2FormerTrackHead``): the
+    union ``U_i`` is built densely from the binarised targets
+    (:func:`nearby_instance_union`) and then sampled like the target, with
+    mmcv's bilinear ``point_sample`` (``align_corners=False``). The T frames
+    of a pair are concatenated, so each pair is one row of ``T * N``
+    points, as the dense form flattens ``T * h * w`` pixels.
+
+    Args:
+        mask_logits (Tensor): predicted logits, shape (P, T, h, w).
+        mask_targets (Tensor): soft targets in [0, 1], shape (P, T, H, W);
+            H, W may differ from h, w (points are in [0, 1] coordinates).
+        nearby (Tensor): bool, shape (P, P), see
+            :func:`nearby_instance_matrix`.
+        point_coords (Tensor): (x, y) in [0, 1], shape (P * T, N, 2), the
+            points of each (pair, frame), pair-major.
+        mask_thr (float): Binarisation threshold of the union.
+
+    Returns:
+        dict[str, Tensor]: ``logits``, ``targets`` and ``union``, each of
+        shape (P, T * N); only ``logits`` carries gradients.
+    """
+    num_pairs, num_frames = mask_logits.shape[:2]
+    if mask_targets.shape[:2] != (num_pairs, num_frames):
+        raise ValueError(
+            f'mask_targets shape {tuple(mask_targets.shape)} does not match '
+            f'mask_logits shape {tuple(mask_logits.shape)} in (P, T)')
+    if point_coords.dim() != 3 or point_coords.shape[0] != \
+            num_pairs * num_frames or point_coords.shape[-1] != 2:
+        raise ValueError(f'point_coords must have shape ({num_pairs} * '
+                         f'{num_frames}, N, 2), got '
+                         f'{tuple(point_coords.shape)}')
+    with torch.no_grad():
+        targets = mask_targets if mask_targets.is_floating_point() else \
+            mask_targets.float()
+        union = nearby_instance_union(targets, nearby.bool(), mask_thr)
+        dense = torch.stack([targets, union.to(targets)], dim=2)
+        sampled = point_sample(
+            dense.flatten(0, 1), point_coords.to(targets.dtype))
+        sampled = sampled.view(num_pairs, num_frames, 2, -1)
+        targets = sampled[:, :, 0].flatten(1)
+        union = sampled[:, :, 1].flatten(1)
+    logits = point_sample(
+        mask_logits.flatten(0, 1)[:, None],
+        point_coords.to(mask_logits.dtype))[:, 0]
+    return dict(
+        logits=logits.reshape(num_pairs, -1), targets=targets, union=union)
+
+
 def weighted_bce_loss(mask_logits: Tensor, mask_targets: Tensor,
                       nearby_union: Tensor, avg_factor: float) -> Tensor:
     """BCE with weight 2 on ``target ∪ nearby`` pixels and 1 elsewhere.
 
     ``ℓ_i = Σ w·BCE / max(Σ w, 1)`` with ``w = U_i + 1`` over the T·h·w
-    pixels of pair i, and ``L = Σ_i ℓ_i / max(avg_factor, 1)``.
+    pixels (dense form) or the sampled points (point form) of pair i, and
+    ``L = Σ_i ℓ_i / max(avg_factor, 1)``.
 
     Args:
-        mask_logits (Tensor): shape (P, T, h, w).
-        mask_targets (Tensor): soft targets in [0, 1], shape (P, T, h, w).
-        nearby_union (Tensor): 0/1 union ``U``, shape (P, T, h, w).
+        mask_logits (Tensor): shape (P, T, h, w), or (P, N) points.
+        mask_targets (Tensor): soft targets in [0, 1], same shape.
+        nearby_union (Tensor): union ``U`` (0/1, or bilinearly sampled),
+            same shape.
         avg_factor (float): Normaliser (number of matched pairs).
 
     Returns:
@@ -151,13 +255,15 @@ def repulsion_dice_loss(mask_logits: Tensor, mask_targets: Tensor,
 
         ℓ_i = 1 − (2Σ p·m + Σ (1−p)·m̄ + 1) / (Σ p + Σ m + Σ m̄ + 1)
 
-    and ``L = Σ_i ℓ_i / max(avg_factor, 1)``. It is 0 when p = 1 on a binary
+    and ``L = Σ_i ℓ_i / max(avg_factor, 1)``, the sums running over the
+    pixels or the sampled points of pair i. It is 0 when p = 1 on a binary
     target and p = 0 on ``m̄``.
 
     Args:
-        mask_logits (Tensor): shape (P, T, h, w).
-        mask_targets (Tensor): soft targets in [0, 1], shape (P, T, h, w).
-        nearby_union (Tensor): 0/1 union ``U``, shape (P, T, h, w).
+        mask_logits (Tensor): shape (P, T, h, w), or (P, N) points.
+        mask_targets (Tensor): soft targets in [0, 1], same shape.
+        nearby_union (Tensor): union ``U`` (0/1, or bilinearly sampled),
+            same shape.
         avg_factor (float): Normaliser (number of matched pairs).
 
     Returns:
@@ -226,16 +332,25 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
                 target_boxes: Optional[Tensor] = None,
                 clip_inds: Optional[Tensor] = None,
                 avg_factor: float = 1.0,
-                nearby: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Compute the weighted losses.
+                nearby: Optional[Tensor] = None,
+                nearby_union: Optional[Tensor] = None,
+                **kwargs) -> Dict[str, Tensor]:
+        """Compute the weighted losses, in the dense or the point form.
+
+        Dense form: ``mask_logits`` and ``mask_targets`` of shape
+        (P, T, h, w); the union is built here from ``nearby`` or
+        ``target_boxes``. Point form: pass ``nearby_union`` too, sampled at
+        the same points as the logits and targets (shape (P, N) or any
+        (P, ...)), e.g. from :func:`sample_repulsion_points`.
 
         Args:
             mask_logits (Tensor): Predicted mask logits of the P matched
-                pairs, shape (P, T, h, w) (use T=1 for image masks).
+                pairs, shape (P, T, h, w) (use T=1 for image masks), or
+                (P, N) points with ``nearby_union``.
             mask_targets (Tensor): Soft targets in [0, 1], same shape.
             target_boxes (Tensor, optional): GT boxes of the pairs,
                 normalised xyxy, shape (P, T, 4), zeros where absent.
-                Needed unless ``nearby`` is given.
+                Needed in the dense form unless ``nearby`` is given.
             clip_inds (Tensor, optional): long, shape (P,): the clip each
                 pair comes from; pairs of different clips are never nearby.
                 None means one clip. Ignored when ``nearby`` is given.
@@ -244,37 +359,56 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
             nearby (Tensor, optional): Precomputed bool (P, P) nearby
                 matrix (row i: pairs whose masks form ``U_i``; it should
                 include the diagonal).
+            nearby_union (Tensor, optional): The union ``U`` already at
+                the shape of ``mask_logits`` (point form).
 
         Returns:
             dict[str, Tensor]: ``loss_mask`` (weighted BCE) and ``loss_dice``
             (repulsion dice), already multiplied by their loss weights.
         """
-        if mask_logits.dim() != 4:
-            raise ValueError('mask_logits must have shape (P, T, h, w), got '
-                             f'{tuple(mask_logits.shape)}')
+        if kwargs or mask_logits.dim() < 2:
+            # The call of a stock mmdet head: flat point logits, plus
+            # weight / reduction_override, and no notion of which pairs are
+            # nearby. Fail loudly instead of computing something else.
+            raise TypeError(
+                'InterInstanceMaskRepulsionLoss takes per-pair masks (P, T, '
+                'h, w) or points (P, N) together with who is near whom, '
+                f'got mask_logits of shape {tuple(mask_logits.shape)}' +
+                (f' and {sorted(kwargs)}' if kwargs else '') +
+                '. In mmdet models use it through RepulsionMask2FormerHead '
+                '(images) or RepulsionMask2FormerTrackHead (videos), which '
+                'compute the nearby sets; see configs/mixing/.')
         if mask_targets.shape != mask_logits.shape:
             raise ValueError(
                 f'mask_targets shape {tuple(mask_targets.shape)} differs from '
                 f'mask_logits shape {tuple(mask_logits.shape)}')
-        num_pairs, num_frames = mask_logits.shape[:2]
+        num_pairs = mask_logits.shape[0]
         if num_pairs == 0:
             zero = mask_logits.sum() * 0
             return dict(loss_mask=zero, loss_dice=zero.clone())
 
-        if nearby is None:
-            if target_boxes is None:
-                raise ValueError('either target_boxes or nearby must be given')
-            if target_boxes.shape != (num_pairs, num_frames, 4):
-                raise ValueError('target_boxes must have shape '
-                                 f'({num_pairs}, {num_frames}, 4), got '
-                                 f'{tuple(target_boxes.shape)}')
-            nearby = nearby_instance_matrix(
-                target_boxes,
-                clip_inds,
-                iou_thr=self.nearby_iou_thr,
-                min_box_size=self.min_box_size,
-                absent_boxes_are_nearby=self.absent_boxes_are_nearby)
-        nearby_union = nearby_instance_union(mask_targets, nearby.bool())
+        if nearby_union is not None:
+            if nearby_union.shape != mask_logits.shape:
+                raise ValueError(
+                    f'nearby_union shape {tuple(nearby_union.shape)} differs '
+                    f'from mask_logits shape {tuple(mask_logits.shape)}')
+        else:
+            if mask_logits.dim() != 4:
+                raise ValueError(
+                    'mask_logits must have shape (P, T, h, w), got '
+                    f'{tuple(mask_logits.shape)}; point logits (P, N) need '
+                    'nearby_union sampled at the same points')
+            num_frames = mask_logits.shape[1]
+            if nearby is None:
+                if target_boxes is None:
+                    raise ValueError(
+                        'either target_boxes or nearby must be given')
+                if target_boxes.shape != (num_pairs, num_frames, 4):
+                    raise ValueError('target_boxes must have shape '
+                                     f'({num_pairs}, {num_frames}, 4), got '
+                                     f'{tuple(target_boxes.shape)}')
+                nearby = self.nearby_matrix(target_boxes, clip_inds)
+            nearby_union = nearby_instance_union(mask_targets, nearby.bool())
 
         loss_mask = weighted_bce_loss(mask_logits, mask_targets, nearby_union,
                                       avg_factor)
@@ -283,6 +417,25 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
         return dict(
             loss_mask=self.loss_weight_bce * loss_mask,
             loss_dice=self.loss_weight_dice * loss_dice)
+
+    def nearby_matrix(self,
+                      target_boxes: Tensor,
+                      clip_inds: Optional[Tensor] = None) -> Tensor:
+        """:func:`nearby_instance_matrix` with this loss's settings.
+
+        Args:
+            target_boxes (Tensor): normalised xyxy, shape (P, T, 4).
+            clip_inds (Tensor, optional): shape (P,).
+
+        Returns:
+            Tensor: bool, shape (P, P).
+        """
+        return nearby_instance_matrix(
+            target_boxes,
+            clip_inds,
+            iou_thr=self.nearby_iou_thr,
+            min_box_size=self.min_box_size,
+            absent_boxes_are_nearby=self.absent_boxes_are_nearby)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}('

@@ -15,6 +15,10 @@ __all__ = ['VideoQueryFocalLoss']
 class VideoQueryFocalLoss(nn.Module):
     """Sigmoid focal loss normalised by the (weighted) number of queries.
 
+    MDQE-internal: :class:`MDQEHead` calls it with (query, class) logits and
+    a per-query matched mask, not with mmdet's ``(pred, target, weight,
+    avg_factor)`` convention.
+
     Every matched query (one-to-many matching included) gets a one-hot
     target; the rest get all zeros. With ``ℓ_qk`` the focal loss (α, γ) and
     ``w_q = 1`` for matched, ``no_object_weight`` for unmatched queries::

@@ -181,3 +181,70 @@ def test_bad_configuration_and_input(vis_builders, tmp_path):
     metric.process(dict(), samples)
     with pytest.raises(VISFormatError, match='video_id 12345'):
         metric.evaluate(size=1)
+
+
+def _with_duplicate_detection(samples, box_rle):
+    """Give one frame a second, lower-scored detection with a taken id
+    (as MaskTrackRCNN can); returns its (video_id, frame_id, id)."""
+    for sample in samples:
+        for frame in sample.video_data_samples:
+            pred = frame.pred_track_instances
+            if len(pred) == 0:
+                continue
+            h, w = frame.ori_shape
+            junk = box_rle(0, 0, 3, 3, h, w)
+            junk['counts'] = junk['counts'].encode()
+            dup = InstanceData()
+            dup.scores = pred.scores[:1] * 0.5
+            dup.labels = pred.labels[:1]
+            dup.instances_id = pred.instances_id[:1]
+            dup.masks = [junk]
+            merged = InstanceData()
+            merged.scores = torch.cat([pred.scores, dup.scores])
+            merged.labels = torch.cat([pred.labels, dup.labels])
+            merged.instances_id = torch.cat(
+                [pred.instances_id, dup.instances_id])
+            merged.masks = list(pred.masks) + dup.masks
+            frame.pred_track_instances = merged
+            return frame.video_id, frame.frame_id, int(dup.instances_id[0])
+    raise AssertionError('no frame with a prediction')
+
+
+def test_duplicate_ids_in_a_frame(vis_builders, tmp_path):
+    gt, results = vis_builders['random_vis_dataset'](
+        13, height=48, width=64, crowd=False)
+    results = _representable(results)
+    ann_file = _write(tmp_path, gt)
+    expected = evaluate_vis(gt, results).stats
+
+    def run(rule):
+        samples = _track_samples(gt, results)
+        where = _with_duplicate_detection(samples,
+                                          vis_builders['box_rle'])
+        kwargs = {} if rule is None else dict(duplicate_ids=rule)
+        metric = VISMetric(ann_file=ann_file, classwise=False, **kwargs)
+        metric.dataset_meta = dict(classes=('cat1', 'cat2', 'cat3'))
+        metric.process(dict(), samples)
+        return metric, where
+
+    metric, (video_id, frame_id, inst) = run(None)
+    with pytest.raises(VISFormatError,
+                       match=f'video_id {video_id}, frame {frame_id}: '
+                       f'instances_id {inst} appears twice.*duplicate_ids'):
+        metric.evaluate(size=1)
+    # keeping the higher-scored one restores the original predictions
+    metric, _ = run('keep_highest')
+    metrics = metric.evaluate(size=1)
+    for name, value in expected.items():
+        assert metrics[f'vis/{name}'] == pytest.approx(value, abs=1e-12)
+    # keeping the last one (mmdet's rule) keeps the junk box instead
+    metric, _ = run('keep_last')
+    pred, _ = metric.format_results(metric.results, metric.ground_truth)
+    junk = vis_builders['box_rle'](0, 0, 3, 3, 48, 64)['counts']
+    at_frame = [
+        r['segmentations'][frame_id]['counts'] for r in pred
+        if r['video_id'] == video_id and r['segmentations'][frame_id]
+    ]
+    assert at_frame.count(junk) == 1
+    with pytest.raises(ValueError, match='duplicate_ids must be one of'):
+        VISMetric(ann_file=ann_file, duplicate_ids='first')

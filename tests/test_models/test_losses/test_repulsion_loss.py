@@ -6,9 +6,10 @@ import torch
 from mmdet.registry import MODELS
 
 from mdqe_mm.models.losses import (InterInstanceMaskRepulsionLoss,
+                                   masks_to_normalised_boxes,
                                    nearby_instance_matrix,
                                    nearby_instance_union, repulsion_dice_loss,
-                                   weighted_bce_loss)
+                                   sample_repulsion_points, weighted_bce_loss)
 
 BIG = 200.0  # sigmoid(±200) is exactly 1 / 0 in float32
 
@@ -288,3 +289,93 @@ def test_device_consistency(device):
     for key in ('loss_mask', 'loss_dice'):
         assert out[key].device.type == device
         assert out[key].item() == pytest.approx(ref[key].item(), rel=1e-5)
+
+
+def pixel_centre_points(num_masks, height, width, dtype=torch.float64):
+    """(x, y) of every pixel centre, row-major, for each of num_masks."""
+    ys, xs = torch.meshgrid(
+        (torch.arange(height, dtype=dtype) + 0.5) / height,
+        (torch.arange(width, dtype=dtype) + 0.5) / width,
+        indexing='ij')
+    points = torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+    return points[None].expand(num_masks, -1, -1).contiguous()
+
+
+def test_point_form_equals_dense_form_at_every_pixel():
+    """The point form over all pixel centres is the dense form, and both
+    equal the plain float64 formulas."""
+    generator = torch.Generator().manual_seed(7)
+    num_pairs, num_frames, height, width = 5, 3, 6, 7
+    logits = torch.randn(
+        num_pairs, num_frames, height, width, dtype=torch.float64,
+        generator=generator) * 3
+    targets = (torch.rand(
+        num_pairs, num_frames, height, width, dtype=torch.float64,
+        generator=generator) > 0.6).double()
+    targets[0, 1] = 0.3  # a soft, below-threshold frame
+    boxes = masks_to_normalised_boxes(targets)
+    clip_inds = torch.tensor([0, 0, 0, 1, 1])
+    loss_fn = InterInstanceMaskRepulsionLoss(
+        loss_weight_bce=2.0, loss_weight_dice=3.0)
+    nearby = loss_fn.nearby_matrix(boxes, clip_inds)
+    assert not nearby[0, 3] and nearby.diagonal().all()
+
+    dense = loss_fn(logits, targets, target_boxes=boxes, clip_inds=clip_inds,
+                    avg_factor=4.0)
+    coords = pixel_centre_points(num_pairs * num_frames, height, width)
+    points = sample_repulsion_points(logits, targets, nearby, coords)
+    assert points['logits'].shape == (num_pairs, num_frames * height * width)
+    point = loss_fn(points['logits'], points['targets'], avg_factor=4.0,
+                    nearby_union=points['union'])
+    union = ref_union(targets, nearby)
+    exp_bce = 2.0 * ref_weighted_bce(logits, targets, union, 4.0)
+    exp_dice = 3.0 * ref_dice(logits, targets, union, 4.0)
+    # the losses compute in float32 (as in the reference), hence rel 1e-6
+    for out in (dense, point):
+        assert out['loss_mask'].item() == pytest.approx(exp_bce, rel=1e-6)
+        assert out['loss_dice'].item() == pytest.approx(exp_dice, rel=1e-6)
+    for key in ('loss_mask', 'loss_dice'):
+        torch.testing.assert_close(point[key], dense[key], rtol=1e-6, atol=0)
+
+
+def test_point_form_gradient_flows_to_sampled_logits_only():
+    generator = torch.Generator().manual_seed(8)
+    logits = torch.randn(2, 1, 8, 8, generator=generator, requires_grad=True)
+    targets = torch.zeros(2, 1, 16, 16)  # targets may be finer
+    targets[0, :, 2:10, 2:10] = 1
+    targets[1, :, 6:14, 6:14] = 1
+    nearby = torch.ones(2, 2, dtype=torch.bool)
+    coords = torch.rand(2, 20, 2, generator=generator)
+    points = sample_repulsion_points(logits, targets, nearby, coords)
+    assert not points['targets'].requires_grad
+    assert not points['union'].requires_grad
+    # every union value covers the target value at the same point
+    assert (points['union'] + 1e-6 >= points['targets']).all()
+    out = InterInstanceMaskRepulsionLoss()(
+        points['logits'], points['targets'], nearby_union=points['union'])
+    (out['loss_mask'] + out['loss_dice']).backward()
+    assert logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='point_coords'):
+        sample_repulsion_points(logits, targets, nearby, coords[:1])
+
+
+def test_masks_to_normalised_boxes_plain():
+    masks = torch.zeros(2, 2, 4, 5)
+    masks[0, 0, 1:3, 2:5] = 1  # rows 1-2, cols 2-4
+    masks[1, 1, 0, 0] = 0.9
+    boxes = masks_to_normalised_boxes(masks)
+    expected = torch.tensor([[[2 / 5, 1 / 4, 5 / 5, 3 / 4], [0, 0, 0, 0]],
+                             [[0, 0, 0, 0], [0, 0, 1 / 5, 1 / 4]]])
+    torch.testing.assert_close(boxes, expected)
+
+
+def test_stock_mmdet_call_is_refused_with_a_pointer():
+    """mmdet's heads call loss_mask(flat_points, flat_targets, ...)."""
+    loss_fn = MODELS.build(dict(type='InterInstanceMaskRepulsionLoss'))
+    with pytest.raises(TypeError, match='RepulsionMask2FormerHead'):
+        loss_fn(torch.zeros(12), torch.zeros(12), avg_factor=3)
+    with pytest.raises(TypeError, match='reduction_override'):
+        loss_fn(
+            torch.zeros(3, 4), torch.zeros(3, 4), reduction_override='sum')
+    with pytest.raises(ValueError, match='nearby_union'):
+        loss_fn(torch.zeros(3, 4), torch.zeros(3, 4), nearby=torch.eye(3))

@@ -18,6 +18,10 @@ _CLAIMED_DIST = 1e9
 class ClipPeakAssigner:
     """Assign every stride-8 pixel of a clip to at most one GT instance.
 
+    Part of MDQE's query initialisation (targets of
+    :class:`GridQuerySelection`'s semantic map), not an mmdet
+    ``BaseAssigner``.
+
     Per frame, the present GT instances are visited in order of mean box
     area over the clip, smallest first. An instance claims every pixel of
     the score map inside its mask (bilinearly resized to H0×W0, ``> 0.5``);

@@ -144,6 +144,10 @@ def dynamic_k_matching(cost: Tensor,
 class DynamicKVideoAssigner(BaseAssigner):
     """One-to-many assignment of clip queries to GT tracks (MDQE/IDOL).
 
+    MDQE-internal: called by :class:`MDQEHead` with clip-level predictions
+    (per-frame boxes and stride-4 clip masks), not through mmdet's
+    ``assign(pred_instances, gt_instances)`` convention of image heads.
+
     Cost of query q and GT g over the clip::
 
         C = w_cls·(−σ(s_q)[label_g])

@@ -100,7 +100,10 @@ class LazyVideo:
         if isinstance(item, slice):
             return torch.stack(
                 [self._frame(i) for i in range(*item.indices(self.length))])
-        return self._frame(item)
+        if not -self.length <= item < self.length:
+            # ends iteration (``for frame in video``)
+            raise IndexError(f'frame {item} of a {self.length}-frame video')
+        return self._frame(item % self.length)
 
 
 class StandInMDQE:
@@ -160,6 +163,7 @@ class StandInMDQE:
     def decode_clips(self, feats, clip_frame_inds):
         import torch
         outs = []
+        w4 = self.pad_w // 4
         for inds in clip_frame_inds:
             frames = feats['frame_index'][inds].tolist()
             # the real decoder's output: every query has a mask
@@ -262,12 +266,23 @@ def child(args) -> None:
         decode,
         prepare_window=prepare)
     before = current_rss_mb()
+    cuda = torch.device(args.device).type == 'cuda'
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        gpu_before = torch.cuda.memory_allocated() / 2**20
     start = time.perf_counter()
     with torch.no_grad():
         result = inferencer.predict(
             video, extract, decode, prepare_window=prepare)
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     after = current_rss_mb()
+    gpu = dict(
+        gpu_before_mb=gpu_before,
+        gpu_peak_mb=torch.cuda.max_memory_allocated() / 2**20) if cuda \
+        else {}
     pred = result[0].pred_track_instances
     print(
         json.dumps(
@@ -280,21 +295,24 @@ def child(args) -> None:
                 seconds=seconds,
                 num_pairs=len(pred.scores),
                 num_tracks=inferencer.tracker.num_tracks,
+                **gpu,
                 **inferencer.last_stats)))
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> list:
+    """Run every length in a child process; returns the rows."""
+    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     if args.child is not None:
         child(args)
-        return
+        return []
     rows = []
     for length in args.frames:
         cmd = [
             sys.executable,
             os.path.abspath(__file__), '--child',
             str(length)
-        ] + sys.argv[1:]
+        ] + argv
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         proc = subprocess.run(
             cmd, capture_output=True, text=True, env=env, check=False)
@@ -324,6 +342,12 @@ def main() -> None:
         print(f'peak ratio {last["frames"]} / {first["frames"]} frames: '
               f'{ratio:.3f} (target <= 1.10: '
               f'{"met" if ratio <= 1.10 else "NOT met"})')
+        if 'gpu_peak_mb' in first:
+            gpu_ratio = last['gpu_peak_mb'] / max(first['gpu_peak_mb'], 1e-6)
+            print(f'GPU max allocated: {first["gpu_peak_mb"]:.0f} MiB '
+                  f'({first["frames"]} frames), {last["gpu_peak_mb"]:.0f} '
+                  f'MiB ({last["frames"]} frames), ratio {gpu_ratio:.3f}')
+    return rows
 
 
 if __name__ == '__main__':

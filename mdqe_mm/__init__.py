@@ -7,7 +7,8 @@ Importing the package applies the run-time compatibility shims of
 """
 # compat first: its shims must be in place before mmengine loads checkpoints
 from . import compat  # noqa: F401
-from . import datasets, evaluation, models  # noqa: F401
+from . import (datasets, engine, evaluation, models, utils,  # noqa: F401
+               visualization)
 from .version import __version__, version_info
 
 __all__ = ['__version__', 'version_info']

@@ -11,8 +11,72 @@ from mmdet.structures import TrackSampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
+from ...utils.config_check import check_cfg_keys
 from ..necks.query_selection import split_levels
 from .clip_targets import build_clip_targets
+
+#: keys of ``MDQE.train_cfg`` and of its sub-dicts that some code reads;
+#: any other key is an error (a misspelled setting would otherwise be ignored)
+MDQE_TRAIN_CFG_KEYS = {
+    '': ('query_selection', 'track_head'),
+    'query_selection': ('assigner', ),  # GridQuerySelection.train_cfg
+    'track_head': ('assigner', ),  # MDQEHead.train_cfg
+}
+#: keys of ``MDQE.test_cfg`` read by :meth:`MDQE.build_inferencer`,
+#: :meth:`MDQE.decode_clips` and passed on to the head (which reads none)
+MDQE_TEST_CFG_KEYS = {
+    '': ('clip_batch_size', 'clip_length', 'window_length', 'clip_stride',
+         'score_aggregation', 'window_carry', 'merge_on_cpu', 'cls_thr',
+         'max_num_instances', 'max_per_frame', 'inferencer', 'track_head'),
+    'track_head': (),
+}
+
+
+def check_mdqe_cfgs(train_cfg: OptConfigType,
+                    test_cfg: OptConfigType) -> None:
+    """Raise :class:`~mdqe_mm.utils.ConfigKeyError` (with a "did you mean")
+    for a key of ``train_cfg`` / ``test_cfg`` that MDQE does not read.
+
+    ``test_cfg.inferencer`` is checked against the arguments of the
+    inferencer class it builds (``NearOnlineInferencer`` by default).
+    """
+    for name, cfg, table in (('train_cfg', train_cfg, MDQE_TRAIN_CFG_KEYS),
+                             ('test_cfg', test_cfg, MDQE_TEST_CFG_KEYS)):
+        check_cfg_keys(cfg, table[''], f'model.{name}')
+        for sub, keys in table.items():
+            if sub and cfg is not None and cfg.get(sub) is not None:
+                check_cfg_keys(cfg[sub], keys, f'model.{name}.{sub}')
+    inferencer = (test_cfg or {}).get('inferencer')
+    if inferencer:
+        import inspect
+        cls = MODELS.get(inferencer.get('type', 'NearOnlineInferencer'))
+        if cls is not None:
+            params = inspect.signature(cls.__init__).parameters
+            if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+                check_cfg_keys(inferencer,
+                               [k for k in params if k != 'self'] + ['type'],
+                               'model.test_cfg.inferencer')
+
+
+def _frame_index_tensor(clips: List[List[int]],
+                        device: torch.device) -> Tensor:
+    """The flattened frame rows of clips of equal length, shape (N*T',).
+
+    Clips of consecutive frames that start at consecutive frames (the
+    near-online schedule) are built with ``arange`` on the device; other
+    layouts are copied from the host (pinned, without blocking, on CUDA).
+    Either way the host does not wait for the device.
+    """
+    first, length = clips[0][0], len(clips[0])
+    if all(clip == list(range(first + i, first + i + length))
+           for i, clip in enumerate(clips)):
+        starts = torch.arange(first, first + len(clips), device=device)
+        offsets = torch.arange(length, device=device)
+        return (starts[:, None] + offsets[None]).flatten()
+    inds = torch.tensor([i for clip in clips for i in clip], dtype=torch.long)
+    if device.type == 'cuda':
+        return inds.pin_memory().to(device, non_blocking=True)
+    return inds.to(device)
 
 
 @MODELS.register_module()
@@ -84,6 +148,7 @@ class MDQE(BaseMOTModel):
         if num_frames < 1:
             raise ValueError(f'num_frames must be >= 1, got {num_frames}')
         self.num_frames = num_frames
+        check_mdqe_cfgs(train_cfg, test_cfg)
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
 
@@ -184,6 +249,9 @@ class MDQE(BaseMOTModel):
             - ``padding_mask``: (M, S) bool, True at padded tokens.
             - ``spatial_shapes``: (L, 2) long, (H_l, W_l) per level.
             - ``level_start_index``: (L,) long.
+            - ``level_shapes``: the (H_l, W_l) as a tuple of Python int
+              pairs (not per frame; read instead of ``spatial_shapes`` on
+              the host, so that no GPU synchronisation is needed).
             - ``protos``: (M, P, H/4, W/4) mask prototypes, >= 0.
         """
         if frames.dim() != 4:
@@ -219,13 +287,10 @@ class MDQE(BaseMOTModel):
             positions.append(
                 pos.flatten(2).transpose(1, 2) + self.level_embed[level])
             masks.append(level_mask.flatten(1))
-            shapes.append(feat.shape[-2:])
-        spatial_shapes = torch.as_tensor(
-            shapes, dtype=torch.long, device=frames.device)
-        level_start_index = torch.cat([
-            spatial_shapes.new_zeros(1),
-            spatial_shapes.prod(1).cumsum(0)[:-1]
-        ])
+            shapes.append((int(feat.shape[-2]), int(feat.shape[-1])))
+        level_shapes = tuple(shapes)
+        spatial_shapes, level_start_index = self._shape_tensors(
+            level_shapes, frames.device)
         padding_mask = torch.cat(masks, 1)
         memory = self.encoder(
             query=torch.cat(tokens, 1),
@@ -234,13 +299,33 @@ class MDQE(BaseMOTModel):
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index)
         protos = self.track_head.get_prototypes(
-            split_levels(memory, spatial_shapes, level_start_index))
+            split_levels(memory, spatial_shapes, level_start_index,
+                         level_shapes))
         return dict(
             memory=memory,
             padding_mask=padding_mask,
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index,
+            level_shapes=level_shapes,
             protos=protos)
+
+    def _shape_tensors(self, level_shapes: Tuple[Tuple[int, int], ...],
+                       device: torch.device) -> Tuple[Tensor, Tensor]:
+        """``spatial_shapes`` and ``level_start_index`` of the levels,
+        cached per size and device: building them from Python ints copies
+        them to the device, which on a GPU waits for all queued work, so it
+        happens once per input size instead of once per window."""
+        cache = self.__dict__.setdefault('_shape_tensor_cache', {})
+        key = (level_shapes, str(device))
+        if key not in cache:
+            starts = [0]
+            for height, width in level_shapes[:-1]:
+                starts.append(starts[-1] + height * width)
+            cache[key] = (torch.tensor(
+                level_shapes, dtype=torch.long, device=device),
+                          torch.tensor(
+                              starts, dtype=torch.long, device=device))
+        return cache[key]
 
     # ------------------------------------------------------------------
     # clip decoding
@@ -257,7 +342,8 @@ class MDQE(BaseMOTModel):
             feats['spatial_shapes'],
             feats['level_start_index'],
             num_frames=num_frames,
-            window=window)
+            window=window,
+            level_shapes=feats.get('level_shapes'))
         outs = self.track_head(
             selection['query'],
             selection['query_xy'],
@@ -321,10 +407,9 @@ class MDQE(BaseMOTModel):
             step = clip_batch_size or len(clip_ids)
             for start in range(0, len(clip_ids), step):
                 chunk = clip_ids[start:start + step]
-                frame_inds = torch.tensor(
-                    [int(i) for c in chunk for i in clip_frame_inds[c]],
-                    dtype=torch.long,
-                    device=device)
+                frame_inds = _frame_index_tensor(
+                    [[int(i) for i in clip_frame_inds[c]] for c in chunk],
+                    device)
                 _, outs, protos = self._decode(
                     feats, frame_inds, clip_len,
                     self.query_selection.test_window)

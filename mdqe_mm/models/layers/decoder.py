@@ -1,5 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -78,6 +78,31 @@ def get_tca_frame_inds(clip_len: int, num_frames: int) -> List[int]:
     ]
     inds = [ind for ind in inds if 0 <= ind < clip_len]
     return inds + [inds[-1]] * (num_frames - len(inds))
+
+
+def select_frames(clips: Tensor, frame_inds: Sequence[int]) -> Tensor:
+    """``clips[:, frame_inds]`` built from slices of runs of consecutive
+    frames, so that no index tensor is copied to the device (on a GPU, such
+    a copy waits for all queued work).
+
+    Args:
+        clips (Tensor): shape (N, T', ...).
+        frame_inds (Sequence[int]): Python ints in [0, T').
+
+    Returns:
+        Tensor: shape (N, len(frame_inds), ...).
+    """
+    inds = [int(i) for i in frame_inds]
+    if not inds:
+        raise ValueError('select_frames: no frame indices')
+    runs = [[inds[0], inds[0] + 1]]
+    for ind in inds[1:]:
+        if ind == runs[-1][1]:
+            runs[-1][1] += 1
+        else:
+            runs.append([ind, ind + 1])
+    parts = [clips[:, start:end] for start, end in runs]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
 class MDQETwoStreamDecoderLayer(BaseModule):
@@ -376,17 +401,17 @@ class MDQETwoStreamDecoder(BaseModule):
         centre = (num_frames - 1) // 2
         if tca_frame_inds is None:
             tca_frame_inds = get_tca_frame_inds(num_frames, self.num_frames)
-        tca_inds = torch.as_tensor(
-            tca_frame_inds, dtype=torch.long, device=memory.device)
 
         with fp32_region(query.device.type):
             query = query.float()
             memory = memory.float()
-            tca_memory = memory.unflatten(0, (num_clips, -1))[:, tca_inds]
+            tca_memory = select_frames(
+                memory.unflatten(0, (num_clips, -1)), tca_frame_inds)
             tca_padding_mask = None
             if memory_padding_mask is not None:
-                tca_padding_mask = memory_padding_mask.unflatten(
-                    0, (num_clips, -1))[:, tca_inds]
+                tca_padding_mask = select_frames(
+                    memory_padding_mask.unflatten(0, (num_clips, -1)),
+                    tca_frame_inds)
 
             ref_boxes = torch.cat([
                 query_xy.float(),

@@ -133,25 +133,40 @@ class MDQEDeformableEncoder(BaseModule):
 
     @staticmethod
     def get_reference_points(spatial_shapes: Tensor,
-                             device: Optional[torch.device] = None) -> Tensor:
+                             device: Optional[torch.device] = None,
+                             num_tokens: Optional[int] = None) -> Tensor:
         """Pixel centres ((j + .5) / W, (i + .5) / H) of every level.
+
+        Computed from ``spatial_shapes`` on its device, without reading it
+        on the host, when ``num_tokens`` (S) is given (the encoder passes
+        its query length); otherwise S is read from ``spatial_shapes``.
 
         Args:
             spatial_shapes (Tensor): shape (L, 2), (h, w) per level.
-            device (torch.device, optional): Output device.
+            device (torch.device, optional): Output device. Defaults to
+                the device of ``spatial_shapes``.
+            num_tokens (int, optional): S, the sum of h * w.
 
         Returns:
             Tensor: shape (S, 2), (x, y), levels concatenated row-major.
         """
-        points = []
-        for height, width in spatial_shapes.tolist():
-            ys = (torch.arange(height, dtype=torch.float32, device=device) +
-                  0.5) / max(height, 1)
-            xs = (torch.arange(width, dtype=torch.float32, device=device) +
-                  0.5) / max(width, 1)
-            grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
-            points.append(torch.stack([grid_x, grid_y], -1).reshape(-1, 2))
-        return torch.cat(points)
+        shapes = spatial_shapes.to(device) if device is not None \
+            else spatial_shapes
+        sizes = shapes.prod(-1)
+        ends = sizes.cumsum(0)
+        if num_tokens is None:
+            num_tokens = int(ends[-1]) if ends.numel() else 0
+        token = torch.arange(num_tokens, device=shapes.device)
+        # level of every token, and its index inside that level
+        level = torch.bucketize(token, ends, right=True)
+        level = level.clamp(max=max(shapes.shape[0] - 1, 0))
+        local = token - (ends - sizes)[level]
+        height, width = shapes[level, 0], shapes[level, 1]
+        rows, cols = local // width, local % width
+        # the same float32 operations as (arange(n) + 0.5) / n per axis
+        xs = (cols.float() + 0.5) / width.clamp(min=1).float()
+        ys = (rows.float() + 0.5) / height.clamp(min=1).float()
+        return torch.stack([xs, ys], -1)
 
     def forward(self, query: Tensor, query_pos: Tensor,
                 key_padding_mask: Optional[Tensor], spatial_shapes: Tensor,
@@ -177,12 +192,16 @@ class MDQEDeformableEncoder(BaseModule):
         with fp32_region(query.device.type):
             query = query.float()
             query_pos = query_pos.float()
+            num_tokens = query.shape[1]
+            if spatial_shapes.is_cuda:
+                # checked on the device, without a host synchronisation;
+                # on the CPU the attention checks it with a clear message
+                torch._assert_async(
+                    spatial_shapes.prod(-1).sum() == num_tokens,
+                    f'spatial_shapes do not give the {num_tokens} tokens of '
+                    'the query')
             reference_points = self.get_reference_points(
-                spatial_shapes, query.device)
-            if reference_points.shape[0] != query.shape[1]:
-                raise ValueError(
-                    f'spatial_shapes give {reference_points.shape[0]} '
-                    f'tokens but query has {query.shape[1]}')
+                spatial_shapes, query.device, num_tokens)
             reference_points = reference_points[None].expand(
                 query.shape[0], -1, -1)
             for layer in self.layers:

@@ -1,13 +1,12 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 import math
 import warnings
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.ops.multi_scale_deform_attn import (
-    MultiScaleDeformableAttnFunction, multi_scale_deformable_attn_pytorch)
+from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -97,6 +96,114 @@ def compute_sampling_locations(mode: str,
     return ref_xy + (grid * 0.5 * ref_wh + learned) / scale
 
 
+def level_shapes(spatial_shapes: Tensor) -> List[Tuple[int, int]]:
+    """(h, w) of every level as Python ints, for the pure-PyTorch path.
+
+    This is one host read of ``spatial_shapes``. The PyTorch path runs where
+    mmcv has no kernel (CPU tensors), where such a read costs nothing; on
+    CUDA mmcv's kernel takes the tensor as it is and this is never called by
+    :class:`MDQEMSDeformAttn`. It is the only place where the attention
+    reads a tensor on the host (the host-sync test allows it by name).
+
+    Args:
+        spatial_shapes (Tensor): shape (L, 2), (h, w) per level.
+
+    Returns:
+        list[tuple[int, int]]: L pairs (h, w).
+    """
+    return [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+
+
+def sample_value_maps(value_maps: Sequence[Tensor],
+                      map_levels: Sequence[int],
+                      sampling_locations: Tensor,
+                      attention_weights: Tensor,
+                      weight_divisor: Optional[float] = None) -> Tensor:
+    """Bilinear sampling of channel-first value maps, weighted sum per head.
+
+    The pure-PyTorch core of the deformable attention. Unlike mmcv's
+    ``multi_scale_deformable_attn_pytorch`` it never stacks the samples of
+    all levels: each map is sampled (one ``grid_sample``), weighted and
+    summed over its points at once, and the result is added to one output
+    buffer, so the largest temporary is one map's samples. The maps are
+    taken as given (channel-first, one per kernel level), so no transpose
+    of the whole value tensor is needed when the caller produces them in
+    that layout (as :class:`MDQEMSDeformAttn` does). Sampling is bilinear
+    with ``align_corners=False`` and zero padding, as in mmcv.
+
+    Args:
+        value_maps (Sequence[Tensor]): M maps, each (B*H, C/H, h_m, w_m),
+            batch-major then head.
+        map_levels (Sequence[int]): For each map, the index along the L
+            axis of the locations and weights it is sampled with (several
+            maps may share one index, e.g. the levels of one frame).
+        sampling_locations (Tensor): shape (B, Nq, H, L, K, 2), (x, y) in
+            [0, 1].
+        attention_weights (Tensor): shape (B, Nq, H, L, K).
+        weight_divisor (float, optional): Divide the weights by this.
+
+    Returns:
+        Tensor: shape (B, Nq, H * C/H).
+    """
+    batch, num_query, num_heads, num_levels, num_points, _ = \
+        sampling_locations.shape
+    if len(value_maps) != len(map_levels) or not value_maps:
+        raise ValueError(f'got {len(value_maps)} value maps and '
+                         f'{len(map_levels)} map levels')
+    head_dims = value_maps[0].shape[1]
+    # (L, B*H, Nq, K, 2): each level's grid is one contiguous block
+    grids = (2 * sampling_locations - 1).permute(3, 0, 2, 1, 4, 5).reshape(
+        num_levels, batch * num_heads, num_query, num_points, 2)
+    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(
+        num_levels, batch * num_heads, 1, num_query, num_points)
+    if weight_divisor is not None:
+        weights = weights / weight_divisor
+    output = None
+    for value_map, level in zip(value_maps, map_levels):
+        # (B*H, C/H, Nq, K), weighted and summed over the K points
+        sampled = F.grid_sample(
+            value_map,
+            grids[level],
+            mode='bilinear',
+            padding_mode='zeros',
+            align_corners=False)
+        part = (sampled * weights[level]).sum(-1)
+        output = part if output is None else output + part
+    return output.view(batch, num_heads * head_dims,
+                       num_query).transpose(1, 2).contiguous()
+
+
+def multi_scale_deformable_attn_fast(value: Tensor, spatial_shapes: Tensor,
+                                     sampling_locations: Tensor,
+                                     attention_weights: Tensor) -> Tensor:
+    """Drop-in replacement of mmcv's ``multi_scale_deformable_attn_pytorch``.
+
+    Same arguments, same result (up to the order of the float sums), but
+    the levels are accumulated one by one (:func:`sample_value_maps`)
+    instead of being stacked. Like mmcv's function it reads
+    ``spatial_shapes`` on the host and assumes the levels are packed in
+    order (``level_start_index`` is not needed).
+
+    Args:
+        value (Tensor): shape (B, S, H, C/H).
+        spatial_shapes (Tensor): shape (L, 2), (h, w) per level.
+        sampling_locations (Tensor): shape (B, Nq, H, L, K, 2).
+        attention_weights (Tensor): shape (B, Nq, H, L, K).
+
+    Returns:
+        Tensor: shape (B, Nq, C).
+    """
+    batch, _, num_heads, head_dims = value.shape
+    shapes = level_shapes(spatial_shapes)
+    maps = [
+        level.permute(0, 2, 3, 1).reshape(batch * num_heads, head_dims, h, w)
+        for level, (h, w) in zip(
+            value.split([h * w for h, w in shapes], dim=1), shapes)
+    ]
+    return sample_value_maps(maps, range(len(maps)), sampling_locations,
+                             attention_weights)
+
+
 def deformable_attn_core(value: Tensor,
                          spatial_shapes: Tensor,
                          level_start_index: Tensor,
@@ -105,9 +212,10 @@ def deformable_attn_core(value: Tensor,
                          im2col_step: int = 64) -> Tensor:
     """Bilinear multi-scale sampling, weighted sum per head.
 
-    Uses mmcv's CUDA kernel for CUDA tensors and mmcv's pure PyTorch
-    implementation otherwise (both sample with align_corners=False and zero
-    padding).
+    Uses mmcv's CUDA kernel for CUDA tensors and
+    :func:`multi_scale_deformable_attn_fast` (pure PyTorch, equal to mmcv's
+    ``multi_scale_deformable_attn_pytorch``) otherwise; both sample with
+    align_corners=False and zero padding.
 
     Args:
         value (Tensor): shape (B, S, H, C/H).
@@ -125,9 +233,9 @@ def deformable_attn_core(value: Tensor,
             value.contiguous(), spatial_shapes, level_start_index,
             sampling_locations.contiguous(), attention_weights.contiguous(),
             im2col_step)
-    return multi_scale_deformable_attn_pytorch(value, spatial_shapes,
-                                               sampling_locations,
-                                               attention_weights)
+    return multi_scale_deformable_attn_fast(value, spatial_shapes,
+                                            sampling_locations,
+                                            attention_weights)
 
 
 @MODELS.register_module()
@@ -344,15 +452,6 @@ class MDQEMSDeformAttn(BaseModule):
             raise ValueError(f'value_padding_mask must have shape '
                              f'{tuple(value.shape[:-1])}, got '
                              f'{tuple(value_padding_mask.shape)}')
-        if spatial_shapes.is_cuda:
-            # counting tokens would need a device-to-host copy, i.e. a
-            # synchronisation on every attention call; mmcv's kernel is
-            # given the same tensors, so this check runs on CPU only
-            return
-        num_tokens = int(spatial_shapes.prod(-1).sum())
-        if num_tokens != value.shape[-2]:
-            raise ValueError(f'spatial_shapes give {num_tokens} tokens but '
-                             f'value has {value.shape[-2]}')
 
     def forward(self,
                 query: Tensor,
@@ -384,12 +483,17 @@ class MDQEMSDeformAttn(BaseModule):
         with fp32_region(query.device.type):
             query = query.float()
             reference = reference.float()
+            locations = self.get_sampling_locations(query, reference)
+            weights = self.get_attention_weights(query)
+            if not value.is_cuda:
+                output = self._pytorch_attn(value.float(), spatial_shapes,
+                                            locations, weights,
+                                            value_padding_mask)
+                return self.output_proj(output)
             value = self.value_proj(value.float())
             if value_padding_mask is not None:
                 value = value.masked_fill(value_padding_mask[..., None], 0.)
             value = value.unflatten(-1, (self.num_heads, -1))
-            locations = self.get_sampling_locations(query, reference)
-            weights = self.get_attention_weights(query)
             if self.mode == 'temporal':
                 output = self._temporal_attn(value, spatial_shapes,
                                              level_start_index, locations,
@@ -399,6 +503,71 @@ class MDQEMSDeformAttn(BaseModule):
                                               level_start_index, locations,
                                               weights, self.im2col_step)
             return self.output_proj(output)
+
+    def _pytorch_attn(self, value: Tensor, spatial_shapes: Tensor,
+                      locations: Tensor, weights: Tensor,
+                      value_padding_mask: Optional[Tensor]) -> Tensor:
+        """The attention where mmcv has no kernel (CPU), in pure PyTorch.
+
+        Equal to ``value_proj`` + masking + mmcv's
+        ``multi_scale_deformable_attn_pytorch`` (and, for ``'temporal'``,
+        the mean over levels of :meth:`_temporal_attn`), up to the order of
+        float sums, but faster: ``value_proj`` is applied level by level as
+        ``W @ x^T`` so that it writes channel-first maps
+        (B*H, C/H, h, w) directly (no transpose copy of the value), and
+        :func:`sample_value_maps` accumulates the levels without stacking
+        their samples. The temporal mode samples every (frame, level) map
+        with its frame's locations, without repeating them per level.
+
+        Args:
+            value (Tensor): shape (B, S, C), or (B, T, S, C) for
+                ``'temporal'``; fp32, before ``value_proj``.
+            spatial_shapes (Tensor): shape (L, 2).
+            locations (Tensor): shape (B, Nq, H, L', K, 2).
+            weights (Tensor): shape (B, Nq, H, L', K).
+            value_padding_mask (Tensor, optional): (B, S) or (B, T, S).
+
+        Returns:
+            Tensor: shape (B, Nq, C), before ``output_proj``.
+        """
+        shapes = level_shapes(spatial_shapes)
+        num_tokens = sum(h * w for h, w in shapes)
+        if num_tokens != value.shape[-2]:
+            raise ValueError(f'spatial_shapes give {num_tokens} tokens but '
+                             f'value has {value.shape[-2]}')
+        temporal = self.mode == 'temporal'
+        batch = value.shape[0]
+        num_frames = value.shape[1] if temporal else 1
+        head_dims = self.embed_dims // self.num_heads
+        # W and b broadcast over the batch: (B, C, C) and (B, C, 1) views
+        weight = self.value_proj.weight.expand(batch, -1, -1)
+        bias = self.value_proj.bias[None, :, None].expand(batch, -1, 1)
+        maps, map_levels = [], []
+        for frame in range(num_frames):
+            start = 0
+            for level, (height, width) in enumerate(shapes):
+                end = start + height * width
+                tokens = value[:, frame, start:end] if temporal \
+                    else value[:, start:end]
+                # (B, C, h*w), contiguous: b + W @ x^T
+                projected = torch.baddbmm(bias, weight,
+                                          tokens.transpose(1, 2))
+                if value_padding_mask is not None:
+                    level_mask = value_padding_mask[:, frame, start:end] \
+                        if temporal else value_padding_mask[:, start:end]
+                    projected = projected.masked_fill(level_mask[:, None],
+                                                      0.)
+                maps.append(
+                    projected.view(batch * self.num_heads, head_dims, height,
+                                   width))
+                map_levels.append(frame if temporal else level)
+                start = end
+        return sample_value_maps(
+            maps,
+            map_levels,
+            locations,
+            weights,
+            weight_divisor=len(shapes) if temporal else None)
 
     def _temporal_attn(self, value: Tensor, spatial_shapes: Tensor,
                        level_start_index: Tensor, locations: Tensor,

@@ -1,6 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -14,21 +14,35 @@ from torch import Tensor
 from ..layers import GELUMLP
 
 
-def split_levels(memory: Tensor, spatial_shapes: Tensor,
-                 level_start_index: Tensor) -> List[Tensor]:
+def split_levels(
+        memory: Tensor,
+        spatial_shapes: Tensor,
+        level_start_index: Tensor,
+        level_shapes: Optional[Sequence[Tuple[int, int]]] = None
+) -> List[Tensor]:
     """Cut flattened multi-level tokens back into feature maps.
 
     Args:
         memory (Tensor): shape (M, S, C), S = sum of H_l * W_l.
         spatial_shapes (Tensor): shape (L, 2), (H_l, W_l) per level.
         level_start_index (Tensor): shape (L,), first token of each level.
+        level_shapes (Sequence[tuple[int, int]], optional): the same
+            (H_l, W_l) as Python ints (levels packed in order). When given,
+            the two tensors are not read, which on a GPU saves a host
+            synchronisation.
 
     Returns:
         list[Tensor]: L maps of shape (M, C, H_l, W_l).
     """
     num_frames, num_tokens, channels = memory.shape
-    shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
-    starts = [int(s) for s in level_start_index.tolist()]
+    if level_shapes is not None:
+        shapes = [(int(h), int(w)) for h, w in level_shapes]
+        starts = [
+            sum(h * w for h, w in shapes[:i]) for i in range(len(shapes))
+        ]
+    else:
+        shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+        starts = [int(s) for s in level_start_index.tolist()]
     if starts[-1] + shapes[-1][0] * shapes[-1][1] != num_tokens:
         raise ValueError(
             f'memory has {num_tokens} tokens but the spatial shapes '
@@ -46,6 +60,15 @@ class GridQuerySelection(BaseModule):
 
     Part of `MDQE: Mining Discriminative Query Embeddings to Segment Occluded
     Instances on Challenging Videos <https://arxiv.org/abs/2303.14395>`_.
+
+    It works on a transformer encoder's multi-level memory, so it is not a
+    detector ``neck`` between backbone and head: a model hosts it where its
+    queries are made. Hosts in this package: :class:`MDQE`,
+    ``GridQueryDINO`` (DINO's ``pre_decoder``, one frame per image) and
+    ``GridQueryMask2FormerTrackHead`` (the pixel decoder's features). A host
+    gives it the memory (M, S, C) of its frames, the levels' shapes and
+    start indices, the frame count T of a clip, and, for the losses, clip
+    targets from instance masks (:meth:`targets_from_masks`).
 
     Per frame:
 
@@ -223,9 +246,13 @@ class GridQuerySelection(BaseModule):
         return torch.stack([query_x, query_y], dim=-1)
 
     @staticmethod
-    def sample_query_features(memory: Tensor, query_xy: Tensor,
-                              spatial_shapes: Tensor,
-                              level_start_index: Tensor) -> Tensor:
+    def sample_query_features(
+            memory: Tensor,
+            query_xy: Tensor,
+            spatial_shapes: Tensor,
+            level_start_index: Tensor,
+            level_shapes: Optional[Sequence[Tuple[int, int]]] = None
+    ) -> Tensor:
         """Mean over levels of the bilinear samples at the query points.
 
         Args:
@@ -233,6 +260,8 @@ class GridQuerySelection(BaseModule):
             query_xy (Tensor): points (x, y) in [0, 1], shape (M, Q, 2).
             spatial_shapes (Tensor): shape (L, 2).
             level_start_index (Tensor): shape (L,).
+            level_shapes (Sequence[tuple[int, int]], optional): see
+                :func:`split_levels`.
 
         Returns:
             Tensor: query contents, shape (M, Q, C).
@@ -245,7 +274,7 @@ class GridQuerySelection(BaseModule):
                 mode='bilinear',
                 padding_mode='border',
                 align_corners=False)[..., 0] for level_map in split_levels(
-                    memory, spatial_shapes, level_start_index)
+                    memory, spatial_shapes, level_start_index, level_shapes)
         ]
         return torch.stack(sampled).mean(0).transpose(1, 2)
 
@@ -271,13 +300,46 @@ class GridQuerySelection(BaseModule):
         similarity = similarity.masked_fill(outside[None], float('-inf'))
         return similarity.softmax(dim=2).argmax(dim=2)
 
+    @staticmethod
+    def targets_from_masks(masks: Tensor, labels: Tensor) -> InstanceData:
+        """Clip targets for :meth:`loss` from (padded) instance masks.
+
+        For host models that have per-frame instance masks but not MDQE's
+        clip targets (e.g. mmdet's Mask2FormerVideo, or DINO with boxes
+        drawn as masks): boxes are the masks' tight boxes normalised by the
+        mask size, and an instance is present in the frames where its mask
+        is not empty.
+
+        Args:
+            masks (Tensor): masks at the padded input size, shape
+                (G, T, H_pad, W_pad), bool or float.
+            labels (Tensor): long class ids, shape (G,).
+
+        Returns:
+            :obj:`InstanceData`: ``labels`` (G,), ``masks`` (G, T, H_pad,
+            W_pad) float, ``boxes`` (G, T, 4) and ``present`` (G, T).
+        """
+        from ..losses import masks_to_normalised_boxes
+        if masks.dim() != 4 or labels.shape != masks.shape[:1]:
+            raise ValueError('masks must have shape (G, T, H, W) and labels '
+                             f'(G,), got {tuple(masks.shape)} and '
+                             f'{tuple(labels.shape)}')
+        masks = masks.float()
+        return InstanceData(
+            labels=labels.long(),
+            masks=masks,
+            boxes=masks_to_normalised_boxes(masks),
+            present=(masks > 0.5).flatten(2).any(-1))
+
     # ------------------------------------------------------------------
     def forward(self,
                 memory: Tensor,
                 spatial_shapes: Tensor,
                 level_start_index: Tensor,
                 num_frames: int,
-                window: Optional[float] = None) -> Dict[str, Tensor]:
+                window: Optional[float] = None,
+                level_shapes: Optional[Sequence[Tuple[int, int]]] = None
+                ) -> Dict[str, Tensor]:
         """Select, embed and associate the queries of N clips of T frames.
 
         Args:
@@ -288,6 +350,10 @@ class GridQuerySelection(BaseModule):
             num_frames (int): T.
             window (float, optional): association window; defaults to
                 ``train_window`` in training mode, ``test_window`` otherwise.
+            level_shapes (Sequence[tuple[int, int]], optional): the
+                (H_l, W_l) of ``spatial_shapes`` as Python ints; when given
+                the shape tensors are not read on the host (no GPU
+                synchronisation).
 
         Returns:
             dict[str, Tensor]:
@@ -304,15 +370,19 @@ class GridQuerySelection(BaseModule):
             raise ValueError(f'{num_maps} frame maps cannot be split into '
                              f'clips of num_frames={num_frames}')
         num_clips = num_maps // num_frames
-        height, width = (int(v) for v in spatial_shapes[self.sem_level])
-        start = int(level_start_index[self.sem_level])
+        if level_shapes is not None:
+            height, width = (int(v) for v in level_shapes[self.sem_level])
+            start = sum(h * w for h, w in level_shapes[:self.sem_level])
+        else:
+            height, width = (int(v) for v in spatial_shapes[self.sem_level])
+            start = int(level_start_index[self.sem_level])
         sem_feat = memory[:, start:start + height * width]
         sem_logits = self.rpn_cls_embed(sem_feat).view(num_maps, height, width,
                                                        self.num_classes)
 
         query_xy = self.select_grid_peaks(sem_logits.detach())
         query = self.sample_query_features(memory, query_xy, spatial_shapes,
-                                           level_start_index)
+                                           level_start_index, level_shapes)
         query_embeds = self.track_embed(query).view(num_clips, num_frames,
                                                     self.num_queries, -1)
         if window is None:

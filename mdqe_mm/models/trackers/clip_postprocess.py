@@ -75,7 +75,10 @@ def remove_empty_masks(mask_logits: Tensor) -> Tensor:
     Returns:
         Tensor: Boolean keep flags, shape (D,).
     """
-    return (mask_logits > 0).flatten(1).any(dim=1)
+    if mask_logits.shape[0] == 0 or mask_logits[0].numel() == 0:
+        return (mask_logits > 0).flatten(1).any(dim=1)
+    # "some logit > 0" is "the largest logit > 0"; one pass, no bool copy
+    return mask_logits.flatten(1).amax(dim=1) > 0
 
 
 def soft_mask_nms(cls_probs: Tensor,
@@ -114,7 +117,10 @@ def soft_mask_nms(cls_probs: Tensor,
     masks = mask_logits.float()
     if masks.shape[1] >= min_frames_to_skip:
         masks = masks[:, ::2]
-    masks = F.interpolate(masks, scale_factor=0.5, mode='nearest')
+    # 0.5x nearest == every second row / column from the first, cut to
+    # floor(size / 2) (a view instead of a resampling kernel)
+    height, width = masks.shape[-2:]
+    masks = masks[..., :height // 2 * 2:2, :width // 2 * 2:2]
     soft = masks.sigmoid().flatten(1)
     hard = (soft > 0.5).float()
     inter = soft @ hard.t()
@@ -140,8 +146,10 @@ def mask_quality_scores(mask_logits: Tensor,
         Tensor: ``mean(sigmoid(m) over sigmoid(m) > mask_thr)``, shape (D,).
     """
     soft = mask_logits.float().sigmoid().flatten(1)
-    hard = (soft > mask_thr).float()
-    return (soft * hard).sum(1) / (hard.sum(1) + eps)
+    hard = soft > mask_thr
+    # the same sums as (soft * hard).sum and hard.sum, without the products
+    foreground = torch.where(hard, soft, soft.new_zeros(())).sum(1)
+    return foreground / (hard.sum(1).to(soft.dtype) + eps)
 
 
 def select_top_scores(cls_probs: Tensor, score_thr: float) -> Tensor:
@@ -211,10 +219,11 @@ def postprocess_clip(cls_probs: Tensor,
     inds = select_by_score(cls_probs, score_thr)
     inds = inds[dedup_by_query_similarity(
         clip_embeds[inds], query_sim_thr, max_keep=10 * max_dets)]
-    inds = inds[remove_empty_masks(mask_logits[inds])]
+    masks = mask_logits[inds]
+    nonempty = remove_empty_masks(masks)
+    inds, masks = inds[nonempty], masks[nonempty]
 
     probs = cls_probs[inds].float()
-    masks = mask_logits[inds]
     probs, keep = soft_mask_nms(
         probs,
         masks,
@@ -224,7 +233,7 @@ def postprocess_clip(cls_probs: Tensor,
 
     probs = probs * mask_quality_scores(masks, mask_thr)[:, None]
     top = select_top_scores(probs, score_thr)
-    inds, probs = inds[top], probs[top]
+    inds, probs, masks = inds[top], probs[top], masks[top]
     if probs.shape[0] > 0:
         scores, labels = probs.max(dim=-1)
     else:
@@ -235,7 +244,7 @@ def postprocess_clip(cls_probs: Tensor,
     results.scores = scores
     results.labels = labels
     results.cls_probs = probs
-    results.mask_logits = mask_logits[inds]
+    results.mask_logits = masks
     results.embeds = clip_embeds[inds]
     results.query_inds = inds
     return results

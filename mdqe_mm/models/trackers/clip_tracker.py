@@ -43,6 +43,12 @@ def bi_softmax_similarity(track_embeds: Tensor, det_embeds: Tensor) -> Tensor:
 class ClipTracker:
     """Near-online linking of overlapping clips (MDQE_SPEC §5, "Linking").
 
+    MDQE-internal in its interface: it links *clips* (post-processed clip
+    outputs with clip embeddings, through :class:`NearOnlineInferencer`),
+    not frames, so it is not an mmdet ``BaseTracker`` and cannot be
+    MaskTrackRCNN's ``tracker``. Other clip-level models reach it through
+    the inferencer (e.g. ``NearOnlineMask2FormerVideo``).
+
     Each call of :meth:`update` receives the post-processed detections of one
     clip (clips start at consecutive frames) and assigns them to tracks by
     Hungarian matching on ``siou_weight * mask IoU + emb_weight * embedding
@@ -262,11 +268,21 @@ class ClipTracker:
         row_of = {track_id: row for row, track_id in enumerate(present)}
         track_masks = det_masks.new_zeros((len(present), len(overlap)) +
                                           det_mask_logits.shape[-2:])
+        # every (track, frame) mean at once: the same division, sigmoid and
+        # threshold per element as track_mean_logits, in one batch
+        rows, slots, sums, counts = [], [], [], []
         for slot, (_, frame) in enumerate(overlap):
-            for track_id, mean_logits in self.track_mean_logits(frame).items():
-                track_masks[row_of[track_id],
-                            slot] = (mean_logits.float().sigmoid()
-                                     > self.mask_thr).float()
+            for track_id, (logit_sum,
+                           count) in self._open_frames[frame].items():
+                rows.append(row_of[track_id])
+                slots.append(slot)
+                sums.append(logit_sum)
+                counts.append(count)
+        means = torch.stack(sums) / torch.tensor(
+            counts, dtype=sums[0].dtype, device=sums[0].device)[:, None,
+                                                                None]
+        track_masks[rows, slots] = (means.float().sigmoid() >
+                                    self.mask_thr).float()
         track_masks = track_masks.flatten(1)
         inter = track_masks @ det_masks.t()
         union = track_masks.sum(1)[:, None] + det_masks.sum(1)[None] - inter

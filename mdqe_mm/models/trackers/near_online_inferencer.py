@@ -1,5 +1,8 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+import contextlib
+import time
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 from mmdet.registry import MODELS
@@ -8,6 +11,7 @@ from mmdet.utils import OptConfigType
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ...utils.size_check import check_frame_sizes, check_inference_frames
 from .clip_postprocess import postprocess_clip
 from .clip_tracker import ClipTracker
 from .video_aggregator import VideoResultAggregator, rle_boxes
@@ -107,6 +111,12 @@ class NearOnlineInferencer:
             (``MERGE_ON_CPU``). Defaults to False.
         shared_feat_keys (Sequence[str]): Feature keys that are not per
             frame. Defaults to ``('spatial_shapes', 'level_start_index')``.
+        time_stages (bool): Record the wall time of every stage of
+            :meth:`predict` in ``last_timings`` (seconds): ``extract``,
+            ``decode``, ``postprocess``, ``track`` (tracker and score
+            aggregation), ``rle`` (mask upsampling and RLE encoding,
+            output). On CUDA every stage boundary synchronises, so use it
+            for benchmarks only. Defaults to False.
     """
 
     def __init__(
@@ -127,7 +137,8 @@ class NearOnlineInferencer:
         decode_batch_size: Optional[int] = None,
         merge_on_cpu: bool = False,
         shared_feat_keys: Sequence[str] = ('spatial_shapes',
-                                           'level_start_index')
+                                           'level_start_index'),
+        time_stages: bool = False
     ) -> None:
         for name, value in (('num_frames', num_frames),
                             ('window_size', window_size), ('max_dets',
@@ -163,9 +174,30 @@ class NearOnlineInferencer:
             min_num_outputs=min_num_outputs,
             mask_stride=mask_stride)
         self.last_stats: Dict[str, int] = {}
+        self.time_stages = time_stages
+        self.last_timings: Dict[str, float] = {}
 
     # ------------------------------------------------------------------
     # feature buffer
+    @staticmethod
+    def _check_window_sizes(window: List[Tensor], first_index: int,
+                            frame_shape: Tuple[int, int],
+                            data_sample: TrackDataSample) -> None:
+        """Every frame of a lazily read window has frame 0's size (named by
+        index and file when the metainfo has one)."""
+        names = []
+        for index in [0] + list(
+                range(first_index, first_index + len(window))):
+            path = data_sample[index].metainfo.get('img_path') \
+                if index < len(data_sample) else None
+            names.append(f'frame {index}' + (f' ({path})' if path else ''))
+        meta = data_sample[0].metainfo
+        video = f'video {meta["video_id"]}' if meta.get(
+            'video_id') is not None else 'the video'
+        check_frame_sizes([frame_shape] +
+                          [tuple(f.shape[-2:]) for f in window], video, names,
+                          'input size')
+
     def _split_feats(self, feats: FrameFeats, num_frames: int,
                      first_frame: int) -> Tuple[dict, dict]:
         if not isinstance(feats, dict):
@@ -218,6 +250,21 @@ class NearOnlineInferencer:
                 f'clip_embeds {tuple(embeds.shape)}; expected (Q, K), '
                 f'(Q, {length}, h, w), (Q, C)')
 
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``last_timings[name]``."""
+        if not self.time_stages:
+            yield
+            return
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        yield
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        self.last_timings[name] = self.last_timings.get(name, 0.0) + \
+            time.perf_counter() - start
+
     def _process_clip(self, out: dict, clip: Tuple[int, int],
                       next_start: Optional[int]) -> None:
         self._check_clip_output(out, clip)
@@ -225,24 +272,39 @@ class NearOnlineInferencer:
                                  out['clip_embeds'])
         if self.merge_on_cpu:
             scores, masks, embeds = scores.cpu(), masks.cpu(), embeds.cpu()
-        dets = postprocess_clip(
-            scores.float(),
-            masks,
-            embeds,
-            score_thr=self.cls_thr,
-            max_dets=self.max_dets,
-            query_sim_thr=self.query_sim_thr,
-            nms_iou_thr=self.nms_iou_thr)
-        if self.window_carry and clip[0] > 0 \
-                and clip[0] % self.window_size == 0:
-            self.tracker.carry_over_window(clip[0])
-        track_ids = self.tracker.update(dets, list(range(*clip)))
-        self.aggregator.add_clip(
-            clip[0], track_ids, dets.cls_probs, clip_end=clip[1] - 1)
-        for frame, logits in self.tracker.pop_final_frames(next_start):
-            self.aggregator.add_final_frame(frame, logits)
+        # post-processing and tracking are not part of the network: under
+        # the caller's autocast their float32 matmuls would turn into
+        # fp16/bf16 ones (and their results would not index-put into
+        # float32 buffers)
+        with torch.autocast(masks.device.type, enabled=False):
+            self._link_clip(scores, masks, embeds, clip, next_start)
         self.last_stats['max_open_frames'] = max(
             self.last_stats['max_open_frames'], len(self.tracker.open_frames))
+
+    def _link_clip(self, scores: Tensor, masks: Tensor, embeds: Tensor,
+                   clip: Tuple[int, int], next_start: Optional[int]) -> None:
+        """Post-process one clip, link it, aggregate and encode the frames
+        that are final."""
+        with self._stage('postprocess'):
+            dets = postprocess_clip(
+                scores.float(),
+                masks,
+                embeds,
+                score_thr=self.cls_thr,
+                max_dets=self.max_dets,
+                query_sim_thr=self.query_sim_thr,
+                nms_iou_thr=self.nms_iou_thr)
+        with self._stage('track'):
+            if self.window_carry and clip[0] > 0 \
+                    and clip[0] % self.window_size == 0:
+                self.tracker.carry_over_window(clip[0])
+            track_ids = self.tracker.update(dets, list(range(*clip)))
+            self.aggregator.add_clip(
+                clip[0], track_ids, dets.cls_probs, clip_end=clip[1] - 1)
+            final_frames = self.tracker.pop_final_frames(next_start)
+        with self._stage('rle'):
+            for frame, logits in final_frames:
+                self.aggregator.add_final_frame(frame, logits)
 
     @staticmethod
     def _video_sample(data_sample: Optional[TrackDataSample],
@@ -304,6 +366,9 @@ class NearOnlineInferencer:
         frame_shape = tuple(int(s) for s in frames[0].shape[-2:])
         data_sample = self._video_sample(data_sample, video_length,
                                          frame_shape)
+        # every frame must have the first frame's size (outputs are made at
+        # the first frame's ori_shape)
+        check_inference_frames(frames, data_sample)
         meta = data_sample[0].metainfo
         img_shape = tuple(meta.get('img_shape', frame_shape))[:2]
         ori_shape = tuple(meta.get('ori_shape', img_shape))[:2]
@@ -320,6 +385,7 @@ class NearOnlineInferencer:
             max_buffered_frames=0,
             max_open_frames=0)
         self.last_stats = stats
+        self.last_timings = {}
 
         buffer: dict = {}
         shared: dict = {}
@@ -340,10 +406,13 @@ class NearOnlineInferencer:
                 win_end = min(buf_end + self.window_size, video_length)
                 window = frames[buf_end:win_end]
                 if not isinstance(window, Tensor):
-                    window = torch.stack(list(window))
+                    window = list(window)
+                    self._check_window_sizes(window, buf_end, frame_shape,
+                                             data_sample)
+                    window = torch.stack(window)
                 if prepare_window is not None:
                     window = prepare_window(window)
-                with torch.no_grad():
+                with torch.no_grad(), self._stage('extract'):
                     feats = extract_frame_feats(window)
                 new, shared = self._split_feats(feats, win_end - buf_end,
                                                 buf_end)
@@ -364,7 +433,7 @@ class NearOnlineInferencer:
                 batch = schedule[first:min(first + batch_size, ready)]
                 clip_inds = [[f - buf_start for f in range(s, e)]
                              for s, e in batch]
-                with torch.no_grad():
+                with torch.no_grad(), self._stage('decode'):
                     outs = decode_clips({**shared, **buffer}, clip_inds)
                 stats['num_decode_calls'] += 1
                 if len(outs) != len(batch):
@@ -379,7 +448,8 @@ class NearOnlineInferencer:
                 del outs
             next_clip = ready
         del buffer, shared
-        return self._fill_predictions(data_sample)
+        with self._stage('rle'):
+            return self._fill_predictions(data_sample)
 
     def _fill_predictions(self,
                           data_sample: TrackDataSample) -> TrackDataSample:

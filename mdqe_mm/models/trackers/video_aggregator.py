@@ -1,11 +1,11 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
 import torch.nn.functional as F
-from mmdet.models.utils import aligned_bilinear
 from torch import Tensor
 
 
@@ -166,27 +166,132 @@ class VideoResultAggregator:
     def masks_to_rles(self, mask_logits: Tensor) -> List[dict]:
         """Turn stride-4 mask logits into RLEs at the original size.
 
+        The result equals, mask by mask: ``aligned_bilinear`` x
+        ``mask_stride``, crop to ``img_shape``, sigmoid, nearest resize to
+        ``ori_shape``, ``> mask_thr``. It is computed only inside the box of
+        the low-resolution pixels whose logit can reach the threshold
+        (bilinear values never exceed their four source pixels): the same
+        interpolation on that crop gives the same values, everything
+        outside is background. The work thus scales with the objects'
+        area, not the frame's, and runs on the logits' device; only the
+        binary crops go to the host.
+
         Args:
             mask_logits (Tensor): Mask logits, shape (n, h, w).
 
         Returns:
             list[dict]: n RLE dicts of binary masks of shape ``ori_shape``.
         """
-        if mask_logits.shape[0] == 0:
+        num = mask_logits.shape[0]
+        if num == 0:
             return []
-        logits = aligned_bilinear(mask_logits[:, None].float(),
-                                  self.mask_stride)
+        stride = self.mask_stride
+        height, width = mask_logits.shape[-2:]
         img_h, img_w = self.img_shape
-        if logits.shape[-2] < img_h or logits.shape[-1] < img_w:
+        if stride * height < img_h or stride * width < img_w:
             raise ValueError(
                 'VideoResultAggregator: upsampled masks of size '
-                f'{tuple(logits.shape[-2:])} are smaller than the input '
-                f'image {self.img_shape}; check mask_stride')
-        probs = logits[..., :img_h, :img_w].sigmoid()
-        probs = F.interpolate(probs, size=self.ori_shape, mode='nearest')
-        binary = (probs[:, 0] > self.mask_thr).cpu().numpy()
-        binary = np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8))
-        return mask_util.encode(binary)
+                f'{(stride * height, stride * width)} are smaller than the '
+                f'input image {self.img_shape}; check mask_stride')
+        logits = mask_logits.float()
+        ori_h, ori_w = self.ori_shape
+        # source pixel of every output row / column of the nearest resize
+        # (computed by the same kernel, so the selection is identical)
+        rows_src, cols_src = self._nearest_sources()
+        # Fortran (ori_h, ori_w, n) uint8 == C-contiguous (n, ori_w, ori_h)
+        canvas = np.zeros((num, ori_w, ori_h), dtype=np.uint8)
+        # low-res pixels that may reach the threshold, with a margin for
+        # the rounding of sigmoid
+        thr_logit = math.log(self.mask_thr / (1 - self.mask_thr)) \
+            if 0 < self.mask_thr < 1 else None
+        if thr_logit is None:
+            candidates = torch.ones_like(logits, dtype=torch.bool)
+        else:
+            candidates = logits > thr_logit - 1e-3
+        row_any = candidates.any(2)
+        col_any = candidates.any(1)
+        present = row_any.any(1)
+        first_row = row_any.float().argmax(1)
+        last_row = height - 1 - row_any.flip(1).float().argmax(1)
+        first_col = col_any.float().argmax(1)
+        last_col = width - 1 - col_any.flip(1).float().argmax(1)
+        boxes = torch.stack(
+            [present.long(), first_row, last_row, first_col, last_col],
+            1).tolist()
+        padded = F.pad(logits[:, None], (0, 1, 0, 1), mode='replicate')
+        for idx, (is_present, r0, r1, c0, c1) in enumerate(boxes):
+            if not is_present:
+                continue
+            rows = self._crop_axis(r0, r1, height, stride, img_h, rows_src)
+            cols = self._crop_axis(c0, c1, width, stride, img_w, cols_src)
+            if rows is None or cols is None:
+                continue
+            (a, b, pad_r, y0, y1, out_r0, out_r1) = rows
+            (c, d, pad_c, x0, x1, out_c0, out_c1) = cols
+            crop = padded[idx:idx + 1, :, a:b + 1, c:d + 1]
+            up = F.interpolate(
+                crop,
+                size=(stride * (b - a) + 1, stride * (d - c) + 1),
+                mode='bilinear',
+                align_corners=True)
+            if pad_r or pad_c:
+                up = F.pad(
+                    up, (stride // 2 if pad_c else 0, 0,
+                         stride // 2 if pad_r else 0, 0),
+                    mode='replicate')
+            # final pixels [y0, y1) x [x0, x1) of the image-size mask
+            probs = up[0, 0, :y1 - y0, :x1 - x0].sigmoid()
+            binary = probs > self.mask_thr
+            rsel = rows_src[out_r0:out_r1] - y0
+            csel = cols_src[out_c0:out_c1] - x0
+            block = binary.index_select(0, rsel).index_select(1, csel)
+            canvas[idx, out_c0:out_c1, out_r0:out_r1] = \
+                block.t().cpu().numpy()
+        return mask_util.encode(canvas.transpose(2, 1, 0))
+
+    def _nearest_sources(self) -> Tuple[Tensor, Tensor]:
+        """Rows / columns of the image-size mask that the nearest resize
+        to ``ori_shape`` reads, cached per video."""
+        key = (self.img_shape, self.ori_shape)
+        if getattr(self, '_nearest_key', None) != key:
+            img_h, img_w = self.img_shape
+            ori_h, ori_w = self.ori_shape
+            grid = torch.arange(img_h * img_w, dtype=torch.float64).view(
+                1, 1, img_h, img_w)
+            src = F.interpolate(grid, size=(ori_h, ori_w), mode='nearest')
+            rows = (src[0, 0, :, 0] // img_w).long()
+            cols = (src[0, 0, 0, :] % img_w).long()
+            self._nearest_key = key
+            self._nearest_src = (rows, cols)
+        return self._nearest_src
+
+    @staticmethod
+    def _crop_axis(first: int, last: int, size: int, stride: int,
+                   img_size: int, sources: Tensor):
+        """Extent along one axis of the crop computed for one mask.
+
+        Low-res pixels ``[first, last]`` may be foreground. The upsampled
+        map is ``up[i] = interp(P, i / stride)`` with P the input padded by
+        one replicated pixel, and the final pixel ``y`` reads
+        ``up[max(y - stride // 2, 0)]``. Returns the padded-input range
+        ``[a, b]``, whether the final crop starts at pixel 0 (replicate pad),
+        the final range ``[y0, y1)`` (within the image) and the output
+        range ``[o0, o1)`` whose nearest sources fall in ``[y0, y1)``; None
+        when nothing of the crop lies in the image.
+        """
+        shift = stride // 2
+        a = max(first - 1, 0)
+        b = min(last + 1, size)
+        at_start = a == 0
+        y0 = 0 if at_start else stride * a + shift
+        y1 = min(stride * b + shift + 1, stride * size, img_size)
+        if y1 <= y0:
+            return None
+        o0 = int(torch.searchsorted(sources, y0))
+        o1 = int(torch.searchsorted(sources, y1))
+        if o1 <= o0:
+            return None
+        return a, b, at_start, y0, y1, o0, o1
 
     def add_final_frame(self, frame_idx: int,
                         track_logits: Dict[int, Tensor]) -> None:

@@ -16,4 +16,10 @@ class RepulsionMask2FormerTrackHead(RepulsionMaskLossMixin,
     :class:`RepulsionMaskLossMixin`; the T frames of a pair form one row of
     ``T * num_points`` sampled points, as MDQE's dense loss takes all
     ``T * h * w`` pixels. Everything else is the stock head's.
+
+    Scale: both terms are per pair (MDQE's normalisation), whereas the stock
+    video head sums its BCE and dice over the T frames of a pair, so with
+    equal weights these terms are about 1/T of the stock ones (about half
+    at T=2); scale ``loss_weight_bce`` / ``loss_weight_dice`` by T for the
+    stock balance against the class loss.
     """

@@ -1,5 +1,4 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -13,6 +12,7 @@ from torch import Tensor
 
 from ...utils.config_check import check_cfg_keys
 from ..necks.query_selection import split_levels
+from ..trackers.clip_batching import decode_clips_in_batches
 from .clip_targets import build_clip_targets
 
 #: keys of ``MDQE.train_cfg`` and of its sub-dicts that some code reads;
@@ -56,27 +56,6 @@ def check_mdqe_cfgs(train_cfg: OptConfigType,
                 check_cfg_keys(inferencer,
                                [k for k in params if k != 'self'] + ['type'],
                                'model.test_cfg.inferencer')
-
-
-def _frame_index_tensor(clips: List[List[int]],
-                        device: torch.device) -> Tensor:
-    """The flattened frame rows of clips of equal length, shape (N*T',).
-
-    Clips of consecutive frames that start at consecutive frames (the
-    near-online schedule) are built with ``arange`` on the device; other
-    layouts are copied from the host (pinned, without blocking, on CUDA).
-    Either way the host does not wait for the device.
-    """
-    first, length = clips[0][0], len(clips[0])
-    if all(clip == list(range(first + i, first + i + length))
-           for i, clip in enumerate(clips)):
-        starts = torch.arange(first, first + len(clips), device=device)
-        offsets = torch.arange(length, device=device)
-        return (starts[:, None] + offsets[None]).flatten()
-    inds = torch.tensor([i for clip in clips for i in clip], dtype=torch.long)
-    if device.type == 'cuda':
-        return inds.pin_memory().to(device, non_blocking=True)
-    return inds.to(device)
 
 
 @MODELS.register_module()
@@ -390,35 +369,19 @@ class MDQE(BaseMOTModel):
         """
         if clip_batch_size is None:
             clip_batch_size = self.test_cfg.get('clip_batch_size')
-        num_rows = feats['memory'].shape[0]
-        groups: 'OrderedDict[int, List[int]]' = OrderedDict()
-        for clip_idx, inds in enumerate(clip_frame_inds):
-            inds = [int(i) for i in inds]
-            if len(inds) == 0:
-                raise ValueError(f'clip {clip_idx} has no frames')
-            if min(inds) < 0 or max(inds) >= num_rows:
-                raise IndexError(f'clip {clip_idx} reads frames {inds} but '
-                                 f'the features hold {num_rows} frames')
-            groups.setdefault(len(inds), []).append(clip_idx)
-        results: List[Optional[Dict[str,
-                                    Tensor]]] = [None] * len(clip_frame_inds)
-        device = feats['memory'].device
-        for clip_len, clip_ids in groups.items():
-            step = clip_batch_size or len(clip_ids)
-            for start in range(0, len(clip_ids), step):
-                chunk = clip_ids[start:start + step]
-                frame_inds = _frame_index_tensor(
-                    [[int(i) for i in clip_frame_inds[c]] for c in chunk],
-                    device)
-                _, outs, protos = self._decode(
-                    feats, frame_inds, clip_len,
-                    self.query_selection.test_window)
-                preds = self.track_head.predict_clips(outs, protos)
-                for clip_idx, pred, inds in zip(
-                        chunk, preds, frame_inds.view(len(chunk), -1)):
-                    pred['frame_inds'] = inds
-                    results[clip_idx] = pred
-        return results
+
+        def decode_batch(frame_inds, num_clips, clip_len):
+            _, outs, protos = self._decode(feats, frame_inds, clip_len,
+                                           self.query_selection.test_window)
+            return self.track_head.predict_clips(outs, protos)
+
+        return decode_clips_in_batches(
+            clip_frame_inds,
+            feats['memory'].shape[0],
+            feats['memory'].device,
+            decode_batch,
+            clip_batch_size,
+            owner='MDQE.decode_clips')
 
     # ------------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: TrackSampleList,

@@ -1,5 +1,4 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -13,6 +12,7 @@ from mmdet.utils import OptConfigType, OptMultiConfig
 from torch import Tensor
 
 from ..heads.mask2former_decoding import run_mask2former_track_decoder
+from ..trackers.clip_batching import decode_clips_in_batches
 from ..trackers.near_online_inferencer import NearOnlineInferencer
 from ..trackers.video_aggregator import VideoResultAggregator
 
@@ -315,40 +315,25 @@ class NearOnlineMask2FormerVideo(Mask2FormerVideo):
         """
         if clip_batch_size is None:
             clip_batch_size = self.test_cfg.get('clip_batch_size')
-        num_rows = feats['mask_features'].shape[0]
-        groups: 'OrderedDict[int, List[int]]' = OrderedDict()
-        for clip_idx, inds in enumerate(clip_frame_inds):
-            inds = [int(i) for i in inds]
-            if len(inds) == 0:
-                raise ValueError('NearOnlineMask2FormerVideo.decode_clips: '
-                                 f'clip {clip_idx} has no frames')
-            if min(inds) < 0 or max(inds) >= num_rows:
-                raise IndexError(
-                    'NearOnlineMask2FormerVideo.decode_clips: clip '
-                    f'{clip_idx} reads frames {inds} but the features hold '
-                    f'{num_rows} frames')
-            groups.setdefault(len(inds), []).append(clip_idx)
-        results: List[Optional[Dict[str, Tensor]]] = \
-            [None] * len(clip_frame_inds)
-        device = feats['mask_features'].device
-        for clip_ids in groups.values():
-            step = clip_batch_size or len(clip_ids)
-            for start in range(0, len(clip_ids), step):
-                chunk = clip_ids[start:start + step]
-                frame_inds = torch.tensor(
-                    [int(i) for c in chunk for i in clip_frame_inds[c]],
-                    dtype=torch.long,
-                    device=device)
-                cls_pred, mask_pred, embeds = self._decode_batch(
-                    feats, frame_inds, len(chunk))
-                scores = F.softmax(cls_pred, dim=-1)[..., :-1]
-                for row, clip_idx in enumerate(chunk):
-                    results[clip_idx] = dict(
-                        scores=scores[row],
-                        mask_logits=mask_pred[row],
-                        clip_embeds=embeds[row],
-                        frame_inds=frame_inds.view(len(chunk), -1)[row])
-        return results
+
+        def decode_batch(frame_inds, num_clips, clip_len):
+            cls_pred, mask_pred, embeds = self._decode_batch(
+                feats, frame_inds, num_clips)
+            scores = F.softmax(cls_pred, dim=-1)[..., :-1]
+            return [
+                dict(
+                    scores=scores[row],
+                    mask_logits=mask_pred[row],
+                    clip_embeds=embeds[row]) for row in range(num_clips)
+            ]
+
+        return decode_clips_in_batches(
+            clip_frame_inds,
+            feats['mask_features'].shape[0],
+            feats['mask_features'].device,
+            decode_batch,
+            clip_batch_size,
+            owner='NearOnlineMask2FormerVideo.decode_clips')
 
     # ------------------------------------------------------------------
     # inference

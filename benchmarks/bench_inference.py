@@ -294,23 +294,16 @@ def index_window(frames):
 def build_mdqe(args, device):
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
 
     import mdqe_mm  # noqa: F401
+    from mdqe_mm.utils import init_weights_quietly
     init_default_scope('mmdet')
     cfg = Config.fromfile(args.config)
     cfg.model.pop('init_cfg', None)
     if 'init_cfg' in cfg.model.get('backbone', {}):
         cfg.model.backbone.init_cfg = None  # nothing downloaded
-    model = MODELS.build(cfg.model)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    model = init_weights_quietly(MODELS.build(cfg.model))
     if args.checkpoint:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, args.checkpoint, map_location='cpu')

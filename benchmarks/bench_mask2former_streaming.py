@@ -144,16 +144,15 @@ class LazyVideo:
 def build_models(args):
     """The near-online model and the stock one with the same weights."""
     import copy
-    import logging
 
     import torch
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     import mdqe_mm  # noqa: F401
+    from mdqe_mm.utils import init_weights_quietly
     init_default_scope('mmdet')
     cfg = Config.fromfile(args.config)
     model_cfg = copy.deepcopy(cfg.model)
@@ -169,10 +168,7 @@ def build_models(args):
     model_cfg.test_cfg = test_cfg
     model_cfg.init_cfg = None  # no download; random or --checkpoint
     torch.manual_seed(0)
-    near_online = MODELS.build(model_cfg)
-    logger = MMLogger.get_current_instance()
-    logger.setLevel(logging.WARNING)
-    near_online.init_weights()
+    near_online = init_weights_quietly(MODELS.build(model_cfg))
     if args.checkpoint:
         load_checkpoint(near_online, args.checkpoint, map_location='cpu')
     stock_cfg = copy.deepcopy(model_cfg)

@@ -195,10 +195,10 @@ def train_step(tiny):
     import torch
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
 
     import mdqe_mm  # noqa: F401
+    from mdqe_mm.utils import init_weights_quietly
     init_default_scope('mmdet')
     cuda = torch.cuda.is_available() and not tiny
     device = torch.device('cuda' if cuda else 'cpu')
@@ -210,14 +210,7 @@ def train_step(tiny):
     results = {}
     for amp in (False, True):
         torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel('WARNING')
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
+        model = init_weights_quietly(MODELS.build(cfg.model))
         model = model.to(device).train()
         optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
         scaler = torch.amp.GradScaler('cuda', enabled=amp and cuda)

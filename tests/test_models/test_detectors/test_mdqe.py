@@ -1,5 +1,4 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import logging
 import math
 import os.path as osp
 from unittest import TestCase
@@ -12,11 +11,11 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mdqe_mm  # noqa: F401
+from mdqe_mm.utils import init_weights_quietly
 
 CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs')
 
@@ -24,15 +23,7 @@ CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs')
 def build_model(name, **overrides):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, '_base_', 'models', name))
     cfg.merge_from_dict(overrides)
-    model = MODELS.build(cfg.model)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # init_weights logs every parameter
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-    return model
+    return init_weights_quietly(MODELS.build(cfg.model))
 
 
 def make_clip(num_frames=2, height=64, width=96, img_hw=None, video_id=0):

@@ -2,7 +2,6 @@
 """NearOnlineMask2FormerVideo: mmdet's Mask2FormerVideo driven by MDQE's
 near-online inferencer, and its mixing config."""
 import copy
-import logging
 import os.path as osp
 
 import numpy as np
@@ -13,11 +12,11 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import mdqe_mm  # noqa: F401
 from mdqe_mm.models.trackers.clip_postprocess import postprocess_clip
+from mdqe_mm.utils import init_weights_quietly
 
 REPO_ROOT = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -44,15 +43,8 @@ def cfg():
 
 def _build(model_cfg, seed=0):
     torch.manual_seed(seed)
-    model = MODELS.build(copy.deepcopy(model_cfg))
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # init_weights logs every parameter
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-    return model.eval()
+    return init_weights_quietly(MODELS.build(
+        copy.deepcopy(model_cfg))).eval()
 
 
 def _near_online_and_stock(cfg, test_cfg):

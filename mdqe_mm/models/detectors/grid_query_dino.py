@@ -8,20 +8,9 @@ from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType
 from torch import Tensor
 
-__all__ = ['GridQueryDINO', 'peak_tokens', 'level_start_index']
+from ..necks.query_selection import level_start_index
 
-
-def level_start_index(spatial_shapes: Tensor) -> Tensor:
-    """First token of every level of flattened multi-level features.
-
-    Args:
-        spatial_shapes (Tensor): (H_l, W_l) per level, shape (L, 2).
-
-    Returns:
-        Tensor: long, shape (L,).
-    """
-    sizes = spatial_shapes.prod(1)
-    return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+__all__ = ['GridQueryDINO', 'peak_tokens']
 
 
 def peak_tokens(query_xy: Tensor, spatial_shapes: Tensor,

@@ -9,6 +9,7 @@ from mmdet.structures import TrackDataSample, TrackSampleList
 from mmdet.utils import ConfigType
 from torch import Tensor
 
+from ..necks.query_selection import level_start_index
 from .mask2former_decoding import run_mask2former_track_decoder
 
 __all__ = ['GridQueryMask2FormerTrackHead']
@@ -83,15 +84,17 @@ class GridQueryMask2FormerTrackHead(Mask2FormerTrackHead):
             level.flatten(2).transpose(1, 2) for level in multi_scale_memorys
         ],
                            dim=1)
+        level_shapes = [tuple(m.shape[-2:]) for m in multi_scale_memorys]
         spatial_shapes = torch.tensor(
-            [level.shape[-2:] for level in multi_scale_memorys],
-            dtype=torch.long,
-            device=memory.device)
-        sizes = spatial_shapes.prod(1)
-        start_index = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+            level_shapes, dtype=torch.long, device=memory.device)
         num_frames = memory.shape[0] // batch_size
-        selection = self.query_selection(memory, spatial_shapes, start_index,
-                                         num_frames)
+        # the Python level sizes spare the selection reading them back
+        selection = self.query_selection(
+            memory,
+            spatial_shapes,
+            level_start_index(spatial_shapes),
+            num_frames,
+            level_shapes=level_shapes)
         query = selection['query'].view(batch_size, num_frames,
                                         self.num_queries, -1).mean(1)
         return query, selection

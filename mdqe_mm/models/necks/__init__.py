@@ -1,4 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-from .query_selection import GridQuerySelection, split_levels
+from .query_selection import (GridQuerySelection, level_start_index,
+                              split_levels)
 
-__all__ = ['GridQuerySelection', 'split_levels']
+__all__ = ['GridQuerySelection', 'level_start_index', 'split_levels']

@@ -14,6 +14,19 @@ from torch import Tensor
 from ..layers import GELUMLP
 
 
+def level_start_index(spatial_shapes: Tensor) -> Tensor:
+    """First token of every level of flattened multi-level features.
+
+    Args:
+        spatial_shapes (Tensor): (H_l, W_l) per level, shape (L, 2).
+
+    Returns:
+        Tensor: long, shape (L,).
+    """
+    sizes = spatial_shapes.prod(1)
+    return torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+
+
 def split_levels(
         memory: Tensor,
         spatial_shapes: Tensor,

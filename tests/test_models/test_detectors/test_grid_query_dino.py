@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mdqe_mm  # noqa: F401
-from mdqe_mm.models.detectors.grid_query_dino import (level_start_index,
-                                                      peak_tokens)
+from mdqe_mm.models.detectors.grid_query_dino import peak_tokens
+from mdqe_mm.models.necks import level_start_index
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(__file__))))
 CONFIG = osp.join(REPO_ROOT, 'configs', 'mixing',

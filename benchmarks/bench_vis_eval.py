@@ -269,11 +269,11 @@ def run_worker(args, name: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
-        return
+        return dict()
     if args.work_dir is None:
         tag = (f'{args.num_videos}v{args.num_frames}f{args.height}x'
                f'{args.width}g{args.gt_tracks}p{args.pred_tracks}'
@@ -336,6 +336,7 @@ def main(argv=None) -> None:
     if runs['mdqe_mm']['extra']:
         print('OVIS occlusion AP (mdqe_mm only): ' + ', '.join(
             f'{k} {v:.4f}' for k, v in runs['mdqe_mm']['extra'].items()))
+    return runs
 
 
 if __name__ == '__main__':

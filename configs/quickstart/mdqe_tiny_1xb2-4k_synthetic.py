@@ -7,13 +7,18 @@
 #   python tools/test.py configs/quickstart/mdqe_tiny_1xb2-4k_synthetic.py \
 #       work_dirs/mdqe_tiny_1xb2-4k_synthetic/iter_4000.pth
 #
-# The dataset is generated under data/synthetic_vis/ on first use.
+# The dataset is generated under data/synthetic_vis_occlusion/ on first use.
 _base_ = [
     '../_base_/models/mdqe_tiny.py',
-    '../_base_/datasets/synthetic_vis_clip.py',
-    '../_base_/default_runtime.py'
+    '../_base_/datasets/synthetic_vis_clip.py', '../_base_/default_runtime.py'
 ]
 
+# The 'occlusion_benchmark' synthetic set (docs/benchmark.md): 240 train +
+# 150 valid videos of 12 frames, 452 valid tracks of which 126 are heavily
+# occluded, generated under data_root on first use (~12 s).
+data_root = 'data/synthetic_vis_occlusion/'
+# _delete_: the preset alone, not merged into the base's small-set values
+generator_cfg = dict(_delete_=True, preset='occlusion_benchmark')
 num_frames = 2
 num_classes = 4  # SYNTHETIC_VIS_CLASSES: disc, square, triangle, cross
 max_iters = 4000
@@ -27,7 +32,9 @@ model = dict(
     query_selection=dict(num_classes=num_classes),
     track_head=dict(num_classes=num_classes),
     test_cfg=dict(
-        clip_length=num_frames, window_length=10, cls_thr=0.1,
+        clip_length=num_frames,
+        window_length=10,
+        cls_thr=0.1,
         max_per_frame=10))
 
 # Simpler than the base recipe for CPU speed: one fixed scale (no multi-scale
@@ -65,16 +72,21 @@ train_dataloader = dict(
     batch_size=2,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        generator_cfg=generator_cfg,
+        pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(pipeline=test_pipeline))
+    dataset=dict(
+        data_root=data_root,
+        generator_cfg=generator_cfg,
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='VISMetric',
-    ann_file='data/synthetic_vis/annotations/valid.json')
+    type='VISMetric', ann_file=data_root + 'annotations/valid.json')
 test_evaluator = val_evaluator
 
 train_cfg = dict(
@@ -98,8 +110,7 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))
 log_processor = dict(window_size=20)
 env_cfg = dict(mp_cfg=dict(opencv_num_threads=1))
 randomness = dict(seed=0)

@@ -60,6 +60,13 @@ Difficulty
     * ``enter_prob`` / ``leave_prob``: share of objects that enter or leave
       through an image border during the video.
     * ``speed_range``: speed as a fraction of ``min(H, W)`` per frame.
+    * ``same_category_prob``: chance that a crossing object takes the
+      category of the video's first crossing object, so that look-alikes
+      cross and only their motion tells them apart. Defaults to 0.
+    * ``occluder_prob``: chance that a video also gets a large, slow object
+      in front of everything (``occluder_size`` of ``min(H, W)``) that sits
+      on the meeting point at the meeting time: crossing objects pass
+      behind it, vanish for several frames and come back. Defaults to 0.
 
     :func:`occlusion_statistics` reports the resulting shares of occlusion
     levels and of fully hidden frames for a generated file.
@@ -85,7 +92,7 @@ __all__ = [
     'SYNTHETIC_VIS_CLASSES', 'OCCLUSION_THRESHOLDS', 'SyntheticObject',
     'occlusion_label', 'render_video', 'make_synthetic_video',
     'video_annotations', 'generate_synthetic_vis', 'ensure_synthetic_vis',
-    'occlusion_statistics'
+    'occlusion_statistics', 'SYNTHETIC_PRESETS', 'resolve_synthetic_args'
 ]
 
 OCCLUSION_THRESHOLDS: Tuple[float, float] = (0.05, 0.5)
@@ -105,7 +112,44 @@ _DEFAULT_SCENE = dict(
     crossing_prob=0.6,
     crossing_time_spread=0.35,
     enter_prob=0.15,
-    leave_prob=0.15)
+    leave_prob=0.15,
+    same_category_prob=0.0,
+    occluder_prob=0.0,
+    occluder_size=(0.3, 0.4))
+
+#: Named starting points of :func:`generate_synthetic_vis`.
+#:
+#: * ``'small'``: the unit tests' set, 36 train + 10 valid videos of 10
+#:   frames (31 valid tracks, 7 of them heavily occluded).
+#: * ``'occlusion_benchmark'``: the quick start's and the ablations' set,
+#:   240 train + 150 valid videos of 12 frames. Its valid split is large
+#:   enough for seed-to-seed AP differences to mean something, and over a
+#:   quarter of its 452 valid tracks are heavily occluded: larger objects,
+#:   half of them crossing one meeting point at nearly the same time, half
+#:   of the crossers sharing a category, slower motion so that a hidden
+#:   object stays hidden for several frames before it comes back.
+#:   Statistics: docs/benchmark.md.
+SYNTHETIC_PRESETS: Dict[str, dict] = dict(
+    small=dict(
+        num_train_videos=36,
+        num_valid_videos=10,
+        num_frames=10,
+        height=96,
+        width=160,
+        seed=0),
+    occlusion_benchmark=dict(
+        num_train_videos=240,
+        num_valid_videos=150,
+        num_frames=12,
+        height=96,
+        width=160,
+        seed=0,
+        num_objects=(2, 4),
+        size_range=(0.16, 0.3),
+        speed_range=(0.01, 0.035),
+        crossing_prob=0.5,
+        crossing_time_spread=0.4,
+        same_category_prob=0.5))
 
 
 def occlusion_label(occluded_fraction: float) -> str:
@@ -298,12 +342,13 @@ def render_video(objects: Sequence[SyntheticObject],
     return dict(frames=frames, visible=visible, in_image_areas=in_image_areas)
 
 
-def _sample_objects(rng: np.random.Generator, num_frames: int, height: int,
-                    width: int, num_objects: Tuple[int, int],
-                    size_range: Tuple[float, float],
-                    speed_range: Tuple[float, float], crossing_prob: float,
-                    crossing_time_spread: float, enter_prob: float,
-                    leave_prob: float) -> List[SyntheticObject]:
+def _sample_objects(
+        rng: np.random.Generator, num_frames: int, height: int, width: int,
+        num_objects: Tuple[int, int], size_range: Tuple[float, float],
+        speed_range: Tuple[float, float], crossing_prob: float,
+        crossing_time_spread: float, enter_prob: float, leave_prob: float,
+        same_category_prob: float, occluder_prob: float,
+        occluder_size: Tuple[float, float]) -> List[SyntheticObject]:
     short = min(height, width)
     last = max(num_frames - 1, 1)
     meet = np.array([width, height]) * rng.uniform(0.35, 0.65, size=2)
@@ -313,12 +358,21 @@ def _sample_objects(rng: np.random.Generator, num_frames: int, height: int,
     mode_probs = mode_probs / mode_probs.sum()
     count = int(rng.integers(num_objects[0], num_objects[1] + 1))
     objects = []
+    crossing_category = None
     for _ in range(count):
         category = int(rng.integers(len(SYNTHETIC_VIS_CLASSES)))
         size = rng.uniform(*size_range) * short
         speed = rng.uniform(*speed_range) * short
         direction = rng.uniform(0, 2 * math.pi)
         mode = rng.choice(4, p=mode_probs)
+        if mode == 0 and same_category_prob > 0:
+            # crossings of look-alikes: only their motion (not the class)
+            # tells the two apart; no extra draw when the knob is 0, so
+            # older data sets are reproduced exactly
+            if crossing_category is None:
+                crossing_category = category
+            elif rng.uniform() < same_category_prob:
+                category = crossing_category
         if mode == 0:  # crosses the meeting point
             anchor = meet + rng.normal(0, 0.04 * short, size=2)
             anchor_time = meet_time + rng.uniform(
@@ -365,6 +419,28 @@ def _sample_objects(rng: np.random.Generator, num_frames: int, height: int,
                 color=color,
                 angle=float(rng.uniform(0, 2 * math.pi)),
                 spin=float(rng.uniform(-0.08, 0.08))))
+    if occluder_prob > 0 and rng.uniform() < occluder_prob:
+        # drawn only when the knob is on: older data sets are reproduced
+        size = rng.uniform(*occluder_size) * short
+        speed = 0.3 * rng.uniform(*speed_range) * short
+        direction = rng.uniform(0, 2 * math.pi)
+        category = int(rng.integers(len(SYNTHETIC_VIS_CLASSES)))
+        jitter = rng.integers(-25, 26, size=3)
+        nearest = max([obj.depth for obj in objects], default=0.0)
+        objects.append(
+            SyntheticObject(
+                category=category,
+                size=float(size),
+                anchor=(float(meet[0]), float(meet[1])),
+                anchor_time=float(meet_time),
+                velocity=(float(speed * math.cos(direction)),
+                          float(speed * math.sin(direction))),
+                depth=float(max(nearest, size) * 1.5),
+                color=tuple(
+                    int(np.clip(c + j, 0, 255))
+                    for c, j in zip(_CATEGORY_COLORS[category], jitter)),
+                angle=float(rng.uniform(0, 2 * math.pi)),
+                spin=float(rng.uniform(-0.03, 0.03))))
     return objects
 
 
@@ -509,14 +585,40 @@ def _write_split(out_dir: str, split: str, num_videos: int, num_frames: int,
     return ann_path
 
 
+def resolve_synthetic_args(preset: Optional[str] = None, **kwargs) -> dict:
+    """Full generator arguments: a preset's values, overridden by kwargs.
+
+    Args:
+        preset (str, optional): A key of :data:`SYNTHETIC_PRESETS`; None is
+            the ``'small'`` preset.
+        **kwargs: Arguments of :func:`generate_synthetic_vis` and scene
+            knobs (see the module docstring).
+
+    Returns:
+        dict: ``preset`` plus every split, size and scene argument.
+    """
+    name = 'small' if preset is None else preset
+    if name not in SYNTHETIC_PRESETS:
+        raise ValueError(f'unknown synthetic preset {preset!r}; choose one '
+                         f'of {sorted(SYNTHETIC_PRESETS)}')
+    allowed = set(SYNTHETIC_PRESETS['small']) | set(_DEFAULT_SCENE)
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise TypeError(f'unknown synthetic data arguments {sorted(unknown)};'
+                        f' expected some of {sorted(allowed)}')
+    args = dict(SYNTHETIC_PRESETS['small'])
+    args.update(_DEFAULT_SCENE)
+    args.update(SYNTHETIC_PRESETS[name])
+    args.update(kwargs)
+    for key in ('num_objects', 'size_range', 'speed_range', 'occluder_size'):
+        args[key] = tuple(args[key])
+    args['preset'] = name
+    return args
+
+
 def generate_synthetic_vis(out_dir: str,
-                           num_train_videos: int = 36,
-                           num_valid_videos: int = 10,
-                           num_frames: int = 10,
-                           height: int = 96,
-                           width: int = 160,
-                           seed: int = 0,
-                           **scene_kwargs) -> Dict[str, str]:
+                           preset: Optional[str] = None,
+                           **kwargs) -> Dict[str, str]:
     """Write a synthetic OVIS-format data set.
 
     Layout::
@@ -529,18 +631,25 @@ def generate_synthetic_vis(out_dir: str,
 
     Args:
         out_dir (str): Output folder.
-        num_train_videos (int): Videos in ``train``. Defaults to 36.
-        num_valid_videos (int): Videos in ``valid``. Defaults to 10.
-        num_frames (int): Frames per video. Defaults to 10.
-        height (int): Frame height. Defaults to 96.
-        width (int): Frame width. Defaults to 160.
-        seed (int): Seed; the output is a deterministic function of all the
-            arguments. Defaults to 0.
-        **scene_kwargs: Difficulty knobs, see the module docstring.
+        preset (str, optional): Starting values from
+            :data:`SYNTHETIC_PRESETS`; None is ``'small'`` (36 + 10 videos
+            of 10 frames at 96x160, the unit tests' set).
+        **kwargs: Override the preset: ``num_train_videos``,
+            ``num_valid_videos``, ``num_frames``, ``height``, ``width``,
+            ``seed`` (the output is a deterministic function of all the
+            arguments) and the difficulty knobs of the module docstring.
 
     Returns:
         dict[str, str]: Annotation file of each split.
     """
+    args = resolve_synthetic_args(preset, **kwargs)
+    num_train_videos = args.pop('num_train_videos')
+    num_valid_videos = args.pop('num_valid_videos')
+    num_frames, height, width = (
+        args.pop(k) for k in ('num_frames', 'height', 'width'))
+    seed = args.pop('seed')
+    preset = args.pop('preset')
+    scene_kwargs = args
     for name, value in (('num_train_videos', num_train_videos),
                         ('num_valid_videos', num_valid_videos)):
         if value < 0:
@@ -552,11 +661,14 @@ def generate_synthetic_vis(out_dir: str,
     info = dict(
         description='mdqe_mm synthetic occluded-object videos',
         generator='mdqe_mm.datasets.synthetic',
+        preset=preset,
         seed=seed,
+        num_train_videos=num_train_videos,
+        num_valid_videos=num_valid_videos,
         num_frames=num_frames,
         height=height,
         width=width,
-        scene=dict(_DEFAULT_SCENE, **scene_kwargs),
+        scene=scene_kwargs,
         occlusion_thresholds=list(OCCLUSION_THRESHOLDS))
     paths = dict()
     splits = (('train', num_train_videos), ('valid', num_valid_videos))
@@ -567,25 +679,65 @@ def generate_synthetic_vis(out_dir: str,
     return paths
 
 
+def _check_existing_set(data_root: str, requested: dict) -> None:
+    """Raise if the set under ``data_root`` was generated with other
+    arguments than ``requested`` (only what its ``info`` records)."""
+    ann_file = osp.join(data_root, 'annotations', 'valid.json')
+    try:
+        with open(ann_file) as f:
+            info = json.load(f).get('info') or {}
+    except (OSError, ValueError, AttributeError):
+        return  # not ours to judge; the data set loader reports bad files
+    if info.get('generator') != 'mdqe_mm.datasets.synthetic':
+        return
+    recorded = {k: v for k, v in info.items() if k in requested}
+    recorded.update(info.get('scene') or {})
+    if 'preset' not in info:  # made before presets existed: 'small'
+        recorded.setdefault('preset', 'small')
+
+    def same(a, b) -> bool:
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(map(same, a, b))
+        return a == b
+
+    differ = [
+        f'{key}={recorded[key]!r} (asked: {requested[key]!r})'
+        for key in sorted(recorded)
+        if key in requested and not same(recorded[key], requested[key])
+    ]
+    if differ:
+        raise ValueError(
+            f'{data_root} holds a synthetic data set generated with other '
+            f'arguments: {"; ".join(differ)}. Delete the folder to generate '
+            'the requested one, or point data_root to another folder')
+
+
 def ensure_synthetic_vis(data_root: str, **kwargs) -> str:
     """Generate the synthetic data set under ``data_root`` unless
     ``data_root/annotations/{train,valid}.json`` already exist.
 
-    Existing files are kept as they are, whatever ``kwargs`` say.
+    An existing set is reused as it is when the arguments its annotation
+    ``info`` records agree with ``kwargs`` (after the preset is applied);
+    otherwise a ValueError says which differ, so a config never trains or
+    tests on another set than the one it names.
 
     Args:
         data_root (str): Folder of the data set.
-        **kwargs: Passed to :func:`generate_synthetic_vis`.
+        **kwargs: Passed to :func:`generate_synthetic_vis` (``preset`` and
+            overrides).
 
     Returns:
         str: ``data_root``.
     """
+
     def complete() -> bool:
         return all(
             osp.isfile(osp.join(data_root, 'annotations', f'{split}.json'))
             for split in ('train', 'valid'))
 
+    requested = resolve_synthetic_args(**kwargs)
     if complete():
+        _check_existing_set(data_root, requested)
         return data_root
     # Several processes (e.g. every rank of a distributed run) may get here
     # at once. Each generates into a private folder and renames its parts
@@ -626,14 +778,24 @@ def occlusion_statistics(ann_file: str) -> dict:
         dict: ``num_videos``, ``num_instances``, ``num_instance_frames``
         (visible ones), the share of each occlusion label among them,
         ``hidden_gap_frames`` (null frames between two visible frames of an
-        instance: full occlusions) and ``instances_with_severe`` (share of
-        instances with at least one severe frame).
+        instance: full occlusions), ``instances_hidden_and_back`` (how
+        many instances have such frames), ``instances_with_severe`` (share of
+        instances with at least one severe frame) and ``tracks_light`` /
+        ``tracks_medium`` / ``tracks_heavy``: how many tracks fall in the
+        occlusion ranges of APso / APmo / APho (a track on a boundary counts
+        in both, as in the evaluation).
     """
+    # the scores and track ranges that VISMetric's APso / APmo / APho use
+    from mdqe_mm.evaluation.functional.vis_eval import DEFAULT_OCCLUSION_RANGES
+    from mdqe_mm.evaluation.functional.vis_tracks import \
+        _occlusion_score as track_occlusion_score
     with open(ann_file) as f:
         data = json.load(f)
     counts = dict(no_occlusion=0, slight_occlusion=0, severe_occlusion=0)
     gaps = 0
+    hidden_and_back = 0
     with_severe = 0
+    track_levels = dict(light=0, medium=0, heavy=0)
     for ann in data['annotations'] or []:
         labels = ann['occlusion']
         present = [
@@ -642,9 +804,17 @@ def occlusion_statistics(ann_file: str) -> dict:
         for i in present:
             counts[labels[i]] += 1
         if present:
-            gaps += sum(1 for i in range(present[0], present[-1] + 1)
-                        if ann['segmentations'][i] is None)
+            gap = sum(1 for i in range(present[0], present[-1] + 1)
+                      if ann['segmentations'][i] is None)
+            gaps += gap
+            hidden_and_back += gap > 0
         with_severe += 'severe_occlusion' in labels
+        if present:
+            # the track score VISMetric groups by (mean of the top half)
+            score = track_occlusion_score(labels, ann_file, len(labels))
+            for name, (low, high) in DEFAULT_OCCLUSION_RANGES:
+                # boundaries count in both ranges, as in the evaluation
+                track_levels[name] += bool(low <= score <= high)
     total = sum(counts.values())
     num_instances = len(data['annotations'] or [])
     stats = dict(
@@ -652,6 +822,8 @@ def occlusion_statistics(ann_file: str) -> dict:
         num_instances=num_instances,
         num_instance_frames=total,
         hidden_gap_frames=gaps,
+        instances_hidden_and_back=hidden_and_back,
         instances_with_severe=with_severe / max(num_instances, 1))
     stats.update({k: v / max(total, 1) for k, v in counts.items()})
+    stats.update({f'tracks_{k}': v for k, v in track_levels.items()})
     return stats

@@ -41,10 +41,14 @@ def synthetic_root(tmp_path_factory) -> str:
 def data_options(kind: str, root: str) -> list:
     """--cfg-options pointing a mixing config at the tiny set, 2 iterations,
     validation right after them on 2 videos (or 6 frames)."""
-    options = [
-        f'train_dataloader.dataset.data_root={root}',
-        f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}',
+    options = []
+    for loader in ('train', 'val', 'test'):
+        options.append(f'{loader}_dataloader.dataset.data_root={root}')
+        # the set under root is the tiny one, not the configs' default
+        options.extend(
+            f'{loader}_dataloader.dataset.generator_cfg.{key}={value}'
+            for key, value in TINY_SYNTHETIC.items())
+    options += [
         'train_cfg.max_iters=2',
         'train_cfg.val_interval=2',
         'default_hooks.checkpoint.interval=2',

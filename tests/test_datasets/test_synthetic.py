@@ -319,3 +319,190 @@ def test_ensure_synthetic_vis_is_safe_for_concurrent_ranks(tmp_path):
     assert all(shared_files[k] == single_files[k] for k in single_files)
     # no temporary folders are left behind
     assert not [n for n in os.listdir(tmp_path) if n.startswith('.synthetic')]
+
+
+def test_presets_resolve_and_reject_unknown_names():
+    from mdqe_mm.datasets.synthetic import (SYNTHETIC_PRESETS,
+                                            resolve_synthetic_args)
+    small = resolve_synthetic_args()
+    assert small['preset'] == 'small' and small['num_valid_videos'] == 10
+    bench = resolve_synthetic_args('occlusion_benchmark', num_frames=5)
+    assert bench['num_frames'] == 5  # an override wins over the preset
+    assert bench['num_valid_videos'] == SYNTHETIC_PRESETS[
+        'occlusion_benchmark']['num_valid_videos']
+    assert bench['same_category_prob'] > 0
+    with pytest.raises(ValueError, match='unknown synthetic preset'):
+        resolve_synthetic_args('huge')
+    with pytest.raises(TypeError, match='num_vidoes'):
+        generate_synthetic_vis('/nonexistent', num_vidoes=3)
+
+
+def test_existing_set_with_other_arguments_is_refused(tmp_path):
+    """A config never silently trains or tests on another set than the
+    one its generator_cfg names."""
+    root = str(tmp_path / 'synth')
+    kwargs = dict(
+        num_train_videos=1,
+        num_valid_videos=1,
+        num_frames=3,
+        height=32,
+        width=48)
+    ensure_synthetic_vis(root, **kwargs)
+    ensure_synthetic_vis(root, preset='small', **kwargs)  # same set
+    with pytest.raises(ValueError, match=r'num_frames=3 \(asked: 4\)'):
+        ensure_synthetic_vis(root, **dict(kwargs, num_frames=4))
+    with pytest.raises(ValueError, match='preset'):
+        ensure_synthetic_vis(root, preset='occlusion_benchmark', **kwargs)
+    with pytest.raises(ValueError, match='crossing_prob'):
+        SyntheticVISDataset(
+            data_root=root,
+            generator_cfg=dict(kwargs, crossing_prob=0.1),
+            ann_file='annotations/train.json',
+            data_prefix=dict(img_path='train/JPEGImages'),
+            pipeline=[])
+    # a set written before presets existed records no preset: 'small'
+    ann_file = osp.join(root, 'annotations', 'valid.json')
+    with open(ann_file) as f:
+        data = json.load(f)
+    for key in ('preset', 'num_train_videos', 'num_valid_videos'):
+        data['info'].pop(key)
+    data['info']['scene'].pop('same_category_prob')
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    ensure_synthetic_vis(root, **kwargs)
+    with pytest.raises(ValueError, match='preset'):
+        ensure_synthetic_vis(root, preset='occlusion_benchmark', **kwargs)
+
+
+def test_track_occlusion_counts_match_the_evaluation(tmp_path):
+    """occlusion_statistics' track counts are the APso / APmo / APho groups
+    of the evaluation (computed here from its ground-truth loader)."""
+    from mdqe_mm.evaluation.functional.vis_eval import DEFAULT_OCCLUSION_RANGES
+    from mdqe_mm.evaluation.functional.vis_tracks import load_vis_ground_truth
+    paths = generate_synthetic_vis(
+        str(tmp_path),
+        preset='occlusion_benchmark',
+        num_train_videos=0,
+        num_valid_videos=12)
+    stats = occlusion_statistics(paths['valid'])
+    ground_truth = load_vis_ground_truth(paths['valid'])
+    scores = np.concatenate(
+        [tracks.occlusion_scores for tracks in ground_truth.tracks.values()])
+    assert len(scores) == stats['num_instances']
+    for name, (low, high) in DEFAULT_OCCLUSION_RANGES:
+        expected = int(((scores >= low) & (scores <= high)).sum())
+        assert stats[f'tracks_{name}'] == expected
+
+
+def test_benchmark_preset_is_occluded_and_has_look_alike_crossings(tmp_path):
+    """The benchmark preset's documented character, on a 40-video sample:
+    a large share of heavily occluded tracks, objects hidden and coming
+    back, and crossing objects of one category."""
+    paths = generate_synthetic_vis(
+        str(tmp_path),
+        preset='occlusion_benchmark',
+        num_train_videos=0,
+        num_valid_videos=40)
+    stats = occlusion_statistics(paths['valid'])
+    assert stats['num_instances'] >= 40 * 2.5
+    assert stats['tracks_heavy'] / stats['num_instances'] > 0.2
+    assert stats['instances_hidden_and_back'] >= 3
+    assert stats['hidden_gap_frames'] > stats['instances_hidden_and_back']
+    with open(paths['valid']) as f:
+        data = json.load(f)
+    same_category_overlaps = 0
+    by_video = {}
+    for ann in data['annotations']:
+        by_video.setdefault(ann['video_id'], []).append(ann)
+    for anns in by_video.values():
+        for i, a in enumerate(anns):
+            for b in anns[i + 1:]:
+                if a['category_id'] != b['category_id']:
+                    continue
+                # boxes of one frame overlap: the two look-alikes meet
+                for box_a, box_b in zip(a['bboxes'], b['bboxes']):
+                    if box_a is None or box_b is None:
+                        continue
+                    ax, ay, aw, ah = box_a
+                    bx, by, bw, bh = box_b
+                    if (min(ax + aw, bx + bw) > max(ax, bx)
+                            and min(ay + ah, by + bh) > max(ay, by)):
+                        same_category_overlaps += 1
+                        break
+    assert same_category_overlaps >= 8
+
+
+def test_small_preset_ignores_the_same_category_knob_draws(tmp_path):
+    """same_category_prob=0 (the small preset) draws nothing extra: the
+    scene of every other knob is unchanged by the knob's existence."""
+    a = make_synthetic_video(np.random.default_rng(3), num_frames=4)
+    b = make_synthetic_video(
+        np.random.default_rng(3), num_frames=4, same_category_prob=0.0)
+    np.testing.assert_array_equal(a['frames'], b['frames'])
+    c = make_synthetic_video(
+        np.random.default_rng(3),
+        num_frames=4,
+        crossing_prob=1.0,
+        num_objects=(4, 4),
+        same_category_prob=1.0)
+    assert len({obj.category for obj in c['objects']}) == 1
+
+
+def test_occluder_hides_crossing_objects_for_several_frames(tmp_path):
+    """occluder_prob=1: every video gets a large object in front of all the
+    others, and objects vanish behind it and come back."""
+    plain = generate_synthetic_vis(
+        str(tmp_path / 'plain'),
+        preset='occlusion_benchmark',
+        num_train_videos=0,
+        num_valid_videos=20)
+    hidden = generate_synthetic_vis(
+        str(tmp_path / 'occluder'),
+        preset='occlusion_benchmark',
+        num_train_videos=0,
+        num_valid_videos=20,
+        occluder_prob=1.0)
+    before = occlusion_statistics(plain['valid'])
+    after = occlusion_statistics(hidden['valid'])
+    assert after['instances_hidden_and_back'] > 2 * max(
+        before['instances_hidden_and_back'], 1)
+    assert after['hidden_gap_frames'] > before['hidden_gap_frames']
+    rng = np.random.default_rng(0)
+    video = make_synthetic_video(rng, num_frames=6, occluder_prob=1.0)
+    occluder = max(video['objects'], key=lambda obj: obj.depth)
+    assert all(occluder.size >= obj.size for obj in video['objects'])
+
+
+def test_cli_preset_and_scene_options(tmp_path, monkeypatch, capsys):
+    out = tmp_path / 'cli'
+    monkeypatch.setattr(sys, 'argv', [
+        'make_synthetic_vis.py', '--out',
+        str(out), '--preset', 'occlusion_benchmark', '--num-videos', '1',
+        '--num-valid-videos', '2', '--occluder-prob', '0.5',
+        '--same-category-prob', '0.25'
+    ])
+    runpy.run_path(
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_vis.py'),
+        run_name='__main__')
+    assert 'tracks_heavy' in capsys.readouterr().out
+    with open(out / 'annotations' / 'valid.json') as f:
+        info = json.load(f)['info']
+    assert info['preset'] == 'occlusion_benchmark'
+    assert info['num_frames'] == 12 and info['num_valid_videos'] == 2
+    assert info['scene']['occluder_prob'] == 0.5
+    assert info['scene']['same_category_prob'] == 0.25
+    # the existing set is reused only when asked for with the same options
+    ensure_synthetic_vis(
+        str(out),
+        preset='occlusion_benchmark',
+        num_train_videos=1,
+        num_valid_videos=2,
+        occluder_prob=0.5,
+        same_category_prob=0.25)
+    with pytest.raises(ValueError, match='occluder_prob'):
+        ensure_synthetic_vis(
+            str(out),
+            preset='occlusion_benchmark',
+            num_train_videos=1,
+            num_valid_videos=2,
+            same_category_prob=0.25)

@@ -78,13 +78,13 @@ def test_test_py_show_dir(tmp_path):
     """tools/test.py --show-dir on the quick-start config (random weights,
     two tiny validation videos) writes DIR/<video>/<frame>.jpg."""
     from mdqe_mm.datasets import ensure_synthetic_vis
-    root = ensure_synthetic_vis(
-        str(tmp_path / 'data'),
+    generator_cfg = dict(
         num_train_videos=1,
         num_valid_videos=2,
         num_frames=3,
         height=64,
-        width=96) + '/'
+        width=96)
+    root = ensure_synthetic_vis(str(tmp_path / 'data'), **generator_cfg) + '/'
     cfg = Config.fromfile(CONFIG)
     init_default_scope('mmdet')
     torch.manual_seed(0)
@@ -93,18 +93,23 @@ def test_test_py_show_dir(tmp_path):
     save_checkpoint(dict(state_dict=model.state_dict()), ckpt)
     show = tmp_path / 'show'
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([
-        sys.executable, 'tools/test.py', CONFIG, ckpt, '--work-dir',
-        str(tmp_path / 'work'), '--show-dir',
-        str(show), '--show-gt', '--cfg-options',
-        f'test_dataloader.dataset.data_root={root}',
-        f'test_evaluator.ann_file={root}annotations/valid.json'
-    ],
-                          cwd=REPO_ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable, 'tools/test.py', CONFIG, ckpt, '--work-dir',
+            str(tmp_path / 'work'), '--show-dir',
+            str(show), '--show-gt', '--cfg-options',
+            f'test_dataloader.dataset.data_root={root}',
+            f'test_evaluator.ann_file={root}annotations/valid.json',
+            'test_dataloader.dataset.generator_cfg.preset=small'
+        ] + [
+            f'test_dataloader.dataset.generator_cfg.{key}={value}'
+            for key, value in generator_cfg.items()
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(show)) == ['vid_0000', 'vid_0001']
     for video in ('vid_0000', 'vid_0001'):

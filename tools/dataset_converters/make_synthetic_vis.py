@@ -4,6 +4,8 @@
 Example::
 
     python tools/dataset_converters/make_synthetic_vis.py --out data/synth_vis
+    python tools/dataset_converters/make_synthetic_vis.py \
+        --preset occlusion_benchmark --out data/synthetic_vis_occlusion
 
 writes ``data/synth_vis/annotations/{train,valid}.json`` and the JPEG frames
 under ``data/synth_vis/{train,valid}/JPEGImages``. See
@@ -19,7 +21,8 @@ import sys
 import tempfile
 import time
 
-from mdqe_mm.datasets.synthetic import (generate_synthetic_vis,
+from mdqe_mm.datasets.synthetic import (SYNTHETIC_PRESETS,
+                                        generate_synthetic_vis,
                                         occlusion_statistics)
 
 SYNTHETIC_GENERATOR = 'mdqe_mm.datasets.synthetic'
@@ -88,14 +91,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='write into --out even if it holds other files')
     parser.add_argument(
-        '--num-videos', type=int, default=36, help='training videos')
+        '--preset',
+        choices=sorted(SYNTHETIC_PRESETS),
+        default='small',
+        help='starting values; the options below override them (small: the '
+        'unit tests\' 36 + 10 videos; occlusion_benchmark: the quick '
+        'start\'s 240 + 150 videos, see docs/benchmark.md)')
+    parser.add_argument('--num-videos', type=int, help='training videos')
     parser.add_argument(
-        '--num-valid-videos', type=int, default=10, help='validation videos')
-    parser.add_argument(
-        '--num-frames', type=int, default=10, help='frames per video')
-    parser.add_argument('--height', type=int, default=96)
-    parser.add_argument('--width', type=int, default=160)
-    parser.add_argument('--seed', type=int, default=0)
+        '--num-valid-videos', type=int, help='validation videos')
+    parser.add_argument('--num-frames', type=int, help='frames per video')
+    parser.add_argument('--height', type=int)
+    parser.add_argument('--width', type=int)
+    parser.add_argument('--seed', type=int)
     parser.add_argument(
         '--num-objects',
         type=int,
@@ -114,6 +122,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help='smaller values give more simultaneous crossings (more severe '
         'and full occlusions)')
+    parser.add_argument(
+        '--same-category-prob',
+        type=float,
+        default=None,
+        help='chance that a crossing object shares the category of the '
+        'first crossing one (look-alikes crossing)')
+    parser.add_argument(
+        '--occluder-prob',
+        type=float,
+        default=None,
+        help='chance of a large, slow occluder on the meeting point (objects '
+        'hidden for several frames that come back)')
     return parser.parse_args(argv)
 
 
@@ -126,22 +146,23 @@ def main(argv=None) -> None:
                  f'tool did not write ({shown}); they could be overwritten. '
                  'Choose a new folder or pass --force')
     scene = dict()
+    for key, value in (('num_train_videos', args.num_videos),
+                       ('num_valid_videos', args.num_valid_videos),
+                       ('num_frames', args.num_frames), ('height',
+                                                         args.height),
+                       ('width', args.width), ('seed', args.seed)):
+        if value is not None:
+            scene[key] = value
     if args.num_objects is not None:
         scene['num_objects'] = tuple(args.num_objects)
     if args.crossing_prob is not None:
         scene['crossing_prob'] = args.crossing_prob
-    if args.crossing_time_spread is not None:
-        scene['crossing_time_spread'] = args.crossing_time_spread
+    for key in ('crossing_time_spread', 'same_category_prob',
+                'occluder_prob'):
+        if getattr(args, key) is not None:
+            scene[key] = getattr(args, key)
     start = time.time()
-    paths = generate_in_place(
-        args.out,
-        num_train_videos=args.num_videos,
-        num_valid_videos=args.num_valid_videos,
-        num_frames=args.num_frames,
-        height=args.height,
-        width=args.width,
-        seed=args.seed,
-        **scene)
+    paths = generate_in_place(args.out, preset=args.preset, **scene)
     print(f'generated in {time.time() - start:.1f} s')
     for split, path in paths.items():
         print(f'{split}: {path}')

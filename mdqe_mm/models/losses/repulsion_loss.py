@@ -303,6 +303,9 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
         absent_boxes_are_nearby (bool): Reference quirk: two instances both
             absent in one frame (zero boxes) count as nearby. False excludes
             absent frames from the max over T. Defaults to True.
+        repulsion (bool): False drops the nearby sets, i.e. ``U_i = 0``:
+            the loss becomes plain per-pixel-mean BCE plus plain dice, the
+            "without repulsion" ablation of MDQE. Defaults to True.
     """
 
     def __init__(self,
@@ -310,7 +313,8 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
                  loss_weight_dice: float = 4.0,
                  nearby_iou_thr: float = 0.1,
                  min_box_size: float = 0.05,
-                 absent_boxes_are_nearby: bool = True) -> None:
+                 absent_boxes_are_nearby: bool = True,
+                 repulsion: bool = True) -> None:
         super().__init__()
         if loss_weight_bce < 0 or loss_weight_dice < 0:
             raise ValueError('loss weights must be >= 0, got '
@@ -325,6 +329,7 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
         self.nearby_iou_thr = nearby_iou_thr
         self.min_box_size = min_box_size
         self.absent_boxes_are_nearby = absent_boxes_are_nearby
+        self.repulsion = repulsion
 
     def forward(self,
                 mask_logits: Tensor,
@@ -387,7 +392,9 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
             zero = mask_logits.sum() * 0
             return dict(loss_mask=zero, loss_dice=zero.clone())
 
-        if nearby_union is not None:
+        if not self.repulsion:
+            nearby_union = torch.zeros_like(mask_targets)
+        elif nearby_union is not None:
             if nearby_union.shape != mask_logits.shape:
                 raise ValueError(
                     f'nearby_union shape {tuple(nearby_union.shape)} differs '
@@ -443,4 +450,5 @@ class InterInstanceMaskRepulsionLoss(nn.Module):
                 f'loss_weight_dice={self.loss_weight_dice}, '
                 f'nearby_iou_thr={self.nearby_iou_thr}, '
                 f'min_box_size={self.min_box_size}, '
-                f'absent_boxes_are_nearby={self.absent_boxes_are_nearby})')
+                f'absent_boxes_are_nearby={self.absent_boxes_are_nearby}, '
+                f'repulsion={self.repulsion})')

@@ -379,3 +379,46 @@ def test_stock_mmdet_call_is_refused_with_a_pointer():
             torch.zeros(3, 4), torch.zeros(3, 4), reduction_override='sum')
     with pytest.raises(ValueError, match='nearby_union'):
         loss_fn(torch.zeros(3, 4), torch.zeros(3, 4), nearby=torch.eye(3))
+
+
+@pytest.mark.parametrize('form', ['dense', 'points'])
+def test_repulsion_off_is_plain_bce_plus_dice(form):
+    """repulsion=False (the 'no-repulsion' ablation): per-pixel-mean BCE
+    plus plain dice, written out in float64, whatever the nearby sets."""
+    torch.manual_seed(0)
+    num_pairs, num_frames, height, width = 3, 2, 5, 6
+    logits = torch.randn(num_pairs, num_frames, height, width) * 3
+    targets = (torch.rand(num_pairs, num_frames, height, width) > 0.6).float()
+    boxes = torch.tensor([[0.1, 0.1, 0.6,
+                           0.6]]).expand(num_pairs, num_frames,
+                                         4).contiguous()
+    loss = InterInstanceMaskRepulsionLoss(
+        loss_weight_bce=2.0, loss_weight_dice=3.0, repulsion=False)
+    if form == 'dense':
+        out = loss(logits, targets, target_boxes=boxes, avg_factor=2)
+    else:  # a (nonzero) union given by a point-form caller is ignored too
+        out = loss(
+            logits.flatten(1),
+            targets.flatten(1),
+            nearby_union=torch.ones(num_pairs, num_frames * height * width),
+            avg_factor=2)
+    bce_sum = dice_sum = 0.0
+    for x, m in zip(logits.double().flatten(1).tolist(),
+                    targets.double().flatten(1).tolist()):
+        p = [1 / (1 + math.exp(-v)) for v in x]
+        bce = [
+            -(t * math.log(q) + (1 - t) * math.log(1 - q))
+            for q, t in zip(p, m)
+        ]
+        bce_sum += sum(bce) / len(bce)
+        inter = sum(q * t for q, t in zip(p, m))
+        dice_sum += 1 - (2 * inter + 1) / (sum(p) + sum(m) + 1)
+    assert out['loss_mask'].item() == pytest.approx(
+        2.0 * bce_sum / 2, rel=1e-5)
+    assert out['loss_dice'].item() == pytest.approx(
+        3.0 * dice_sum / 2, rel=1e-5)
+    # and with repulsion on, the same inputs give a different (larger) loss
+    on = InterInstanceMaskRepulsionLoss(
+        loss_weight_bce=2.0, loss_weight_dice=3.0)(
+            logits, targets, target_boxes=boxes, avg_factor=2)
+    assert on['loss_dice'].item() > out['loss_dice'].item()

@@ -272,17 +272,20 @@ def test_mixing_config_trains_and_evaluates(cfg, tmp_path):
     from mmengine.runner import Runner
 
     from mdqe_mm.datasets import ensure_synthetic_vis
-    root = ensure_synthetic_vis(
-        str(tmp_path / 'synthetic_vis'),
+    generator_cfg = dict(
         num_train_videos=4,
         num_valid_videos=2,
         num_frames=6,
         height=64,
-        width=96) + '/'
+        width=96)
+    root = ensure_synthetic_vis(
+        str(tmp_path / 'synthetic_vis'), **generator_cfg) + '/'
     run_cfg = copy.deepcopy(cfg)
     run_cfg.work_dir = str(tmp_path / 'work')
     for split in ('train', 'val', 'test'):
         run_cfg[f'{split}_dataloader'].dataset.data_root = root
+        # the set under root, not the config's default one
+        run_cfg[f'{split}_dataloader'].dataset.generator_cfg = generator_cfg
     run_cfg.val_evaluator.ann_file = root + 'annotations/valid.json'
     run_cfg.test_evaluator.ann_file = root + 'annotations/valid.json'
     run_cfg.train_cfg.max_iters = 2

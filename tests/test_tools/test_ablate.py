@@ -133,7 +133,7 @@ def test_force_reruns_and_input_config_is_never_overwritten(
     result = osp.join(work, 'full', 'seed0', 'result.json')
     first = json.load(open(result))
     proc = run_tool(args[:-1] + ['--force', '--cfg-options'] + tiny_opts)
-    assert proc.returncode == 0 and 'reuse' not in proc.stdout
+    assert proc.returncode == 0 and 'reuse full seed 0' not in proc.stdout
     assert json.load(open(result))['wall_s'] != first['wall_s']
     # a config that lives where a run would write its request
     request = osp.join(work, 'full', 'seed0', 'request', 'config.py')

@@ -320,6 +320,7 @@ class _Run:
         self.run_dir = run_dir
         self.cfg = cfg
         self.proc = None
+        self.reused = False
         self.start = None
         self.log = None
 
@@ -408,6 +409,7 @@ def run_all(runs: List[_Run],
                 os.remove(run.result_file)
             todo.append(run)
         else:
+            run.reused = True
             with open(run.result_file) as f:
                 results[run.variant][run.seed] = json.load(f)
             print(f'reuse {run.variant} seed {run.seed}: {run.result_file}')
@@ -493,9 +495,12 @@ def main(argv=None) -> int:
     if complete:
         rows = summarise(results, complete, args.metrics)
         table = format_table(rows, args.metrics)
-        header = (f'{args.config}, seeds {args.seeds}, {args.jobs} run(s) at '
-                  f'a time with {threads} thread(s) each; metrics in %, mean '
-                  '± sample std over seeds; wall time per run.')
+        ran = sum(1 for run in runs if not run.reused)
+        how = (f'this call trained {ran} run(s), {args.jobs} at a time with '
+               f'{threads} thread(s) each, and reused {len(runs) - ran}'
+               if ran else 'every run reused from an earlier call')
+        header = (f'{args.config}, seeds {args.seeds}; {how}; metrics in %, '
+                  'mean ± sample std over seeds; wall time per run.')
         print()
         print(header)
         print(table)
